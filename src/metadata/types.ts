@@ -1,0 +1,85 @@
+export type StreamState = 'opened' | 'closed' | 'deleted';
+
+export interface StreamMetadata {
+  streamId: number;
+  epoch: number;
+  /** Data below this offset is trimmed. */
+  startOffset: number;
+  /** One past the last committed offset (max end of committed ranges, or startOffset). */
+  endOffset: number;
+  state: StreamState;
+}
+
+export interface StreamRange {
+  streamId: number;
+  startOffset: number;
+  endOffset: number;
+}
+
+export interface StreamSetObjectMetadata {
+  objectId: number;
+  nodeId: number;
+  orderId: number;
+  dataTimeMs: number;
+  objectSize: number;
+  /** Sorted by streamId. */
+  ranges: StreamRange[];
+}
+
+export interface StreamObjectMetadata {
+  objectId: number;
+  streamId: number;
+  startOffset: number;
+  endOffset: number;
+  objectSize: number;
+  dataTimeMs?: number;
+}
+
+export interface CommitStreamSetObjectRequest {
+  nodeId: number;
+  /** The new SSO, or -1 when the commit has none (a compaction that produced only stream objects). */
+  objectId: number;
+  objectSize: number;
+  streamRanges: StreamRange[];
+  streamObjects: StreamObjectMetadata[];
+  /** SSO ids removed by this commit, ascending. */
+  compactedObjectIds: number[];
+  /** Defaults: for a fresh SSO its objectId; for a compaction, the smallest orderId of the compacted SSOs. */
+  orderId?: number;
+  /** Defaults: now for a fresh SSO; the smallest dataTimeMs of the compacted SSOs for a compaction. */
+  dataTimeMs?: number;
+}
+
+/** An object removed by a commit, waiting for its grace period before storage deletion. */
+export interface PendingDeletion {
+  objectId: number;
+  dueAtMs: number;
+}
+
+/**
+ * What the compactor needs from metadata. `SqliteMetadataStore` is the embedded default;
+ * a host can implement this over its own metadata service.
+ */
+export interface MetadataStore {
+  createStream(req: { streamId: number; epoch: number; startOffset: number }): Promise<StreamMetadata>;
+  trimStream(streamId: number, newStartOffset: number): Promise<void>;
+  deleteStream(streamId: number): Promise<void>;
+  closeStream(streamId: number): Promise<void>;
+  getStreams(streamIds: readonly number[]): Promise<StreamMetadata[]>;
+  /** Hands out `count` consecutive ids and returns the first. */
+  prepareObjectIds(count: number, opts?: { ttlMs?: number }): Promise<number>;
+  /** Atomic: all of it becomes visible, or none (and it throws). */
+  commitStreamSetObject(req: CommitStreamSetObjectRequest): Promise<void>;
+  listStreamSetObjects(req: { nodeId: number }): Promise<StreamSetObjectMetadata[]>;
+  listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]>;
+  /** Objects removed by commits whose grace period ends at or before `nowMs`. */
+  listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]>;
+  /** Forget pending deletions once storage has deleted the objects. Idempotent. */
+  completeDeletions(objectIds: readonly number[]): Promise<void>;
+  /**
+   * Whether an object id is known to metadata: live, pending deletion, or prepared and not yet
+   * expired. Garbage collection removes only objects for which this is false.
+   */
+  isObjectKnown(objectId: number): Promise<boolean>;
+  close(): Promise<void>;
+}

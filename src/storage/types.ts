@@ -1,0 +1,63 @@
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+export interface MultipartUploadInfo {
+  key: string;
+  uploadId: string;
+  initiated: Date | undefined;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  lastModified: Date | undefined;
+}
+
+/**
+ * Plain, structured-clone-able configuration from which any thread builds its own S3 client.
+ * Worker threads cannot share an S3Client.
+ */
+export interface S3StorageConfig {
+  bucket: string;
+  namespace: string;
+  endpoint?: string;
+  region: string;
+  forcePathStyle?: boolean;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Per-request deadline, a stalled socket included. Default 30 000 ms. */
+  requestTimeoutMs?: number;
+  /** Attempts per request, the first included. Default 3. */
+  maxAttempts?: number;
+  /** Base delay between retries. Default 100 ms (the SDK's); tests use a few ms. */
+  retryBaseDelayMs?: number;
+}
+
+/** What the compactor, the ingest path and GC need from object storage. */
+export interface ObjectStorage {
+  readonly bucket: string;
+  readonly namespace: string;
+  /** `objectKey(objectId, namespace)`. */
+  keyOf(objectId: number): string;
+  /** Bytes [start, end) of an object. Resumes a body cut after the headers. */
+  getRange(key: string, start: number, end: number, opts?: RequestOptions): Promise<Uint8Array>;
+  getObject(key: string, opts?: RequestOptions): Promise<Uint8Array>;
+  headObject(key: string, opts?: RequestOptions): Promise<ObjectInfo | undefined>;
+  putObject(key: string, body: Uint8Array, opts?: RequestOptions): Promise<void>;
+  createMultipartUpload(key: string, opts?: RequestOptions): Promise<string>;
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, opts?: RequestOptions): Promise<CompletedPart>;
+  completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts?: RequestOptions): Promise<void>;
+  abortMultipartUpload(key: string, uploadId: string, opts?: RequestOptions): Promise<void>;
+  listMultipartUploads(opts?: RequestOptions & { prefix?: string }): Promise<MultipartUploadInfo[]>;
+  listObjects(opts?: RequestOptions & { prefix?: string }): Promise<ObjectInfo[]>;
+  /** Batched (1000 a request). Deleting a missing key is not an error. */
+  deleteObjects(keys: readonly string[], opts?: RequestOptions): Promise<void>;
+  /** Plain configuration for worker threads. */
+  workerConfig(): Promise<S3StorageConfig>;
+  close(): void;
+}

@@ -1,0 +1,136 @@
+import { AbortError, TimeoutError, toCompactorError, type CompactorError } from '../errors.js';
+
+/** A promise with its settle functions outside (nats.js style). Settling twice is a no-op. */
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: unknown): void;
+  readonly settled: boolean;
+}
+
+export function deferred<T>(): Deferred<T> {
+  let settled = false;
+  let res!: (v: T) => void;
+  let rej!: (e: unknown) => void;
+  const promise = new Promise<T>((a, b) => {
+    res = a;
+    rej = b;
+  });
+  return {
+    promise,
+    resolve(v) {
+      if (settled) return;
+      settled = true;
+      res(v);
+    },
+    reject(e) {
+      if (settled) return;
+      settled = true;
+      rej(e);
+    },
+    get settled() {
+      return settled;
+    },
+  };
+}
+
+/** The signal's reason as a typed AbortError (keeping a CompactorError reason as it is). */
+export function abortReason(signal: AbortSignal): CompactorError {
+  const r: unknown = signal.reason;
+  if (r instanceof AbortError) return r;
+  if (r !== undefined && !(r instanceof Error && r.name === 'AbortError')) {
+    const e = toCompactorError(r);
+    if (e.code !== 'ERR_INTERNAL') return e;
+  }
+  return new AbortError('the operation was aborted', { cause: r });
+}
+
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortReason(signal);
+}
+
+/**
+ * Adds an abort listener and returns its remover. Callers must call the remover when done, so
+ * long-lived signals never collect listeners (undici's hygiene).
+ */
+export function onAbort(signal: AbortSignal | undefined, fn: () => void): () => void {
+  if (!signal) return () => {};
+  if (signal.aborted) {
+    queueMicrotask(fn);
+    return () => {};
+  }
+  signal.addEventListener('abort', fn, { once: true });
+  return () => signal.removeEventListener('abort', fn);
+}
+
+/** Settles `p` or rejects with the signal's reason, whichever is first. Removes its listener. */
+export async function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  throwIfAborted(signal);
+  const d = deferred<T>();
+  const off = onAbort(signal, () => d.reject(abortReason(signal)));
+  p.then(d.resolve, d.reject);
+  try {
+    return await d.promise;
+  } finally {
+    off();
+  }
+}
+
+/** Rejects with a TimeoutError naming `what` unless `p` settles within `ms`. Clears its timer. */
+export async function withDeadline<T>(p: Promise<T>, ms: number, what: string, signal?: AbortSignal): Promise<T> {
+  const d = deferred<T>();
+  const timer = setTimeout(() => d.reject(new TimeoutError(what, ms)), ms);
+  const off = onAbort(signal, () => d.reject(abortReason(signal!)));
+  p.then(d.resolve, d.reject);
+  try {
+    return await d.promise;
+  } finally {
+    clearTimeout(timer);
+    off();
+  }
+}
+
+/** A sleep that an abort ends at once (with the abort's error). Never used as synchronisation. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<void>((resolve, reject) => {
+    const off = onAbort(signal, () => {
+      clearTimeout(timer);
+      reject(abortReason(signal!));
+    });
+    const timer = setTimeout(() => {
+      off();
+      resolve();
+    }, ms);
+  });
+}
+
+/**
+ * A child AbortController that aborts when any parent does. `dispose()` removes the listeners
+ * from the parents; call it when the child's work is done.
+ */
+export function linkedController(...parents: (AbortSignal | undefined)[]): { controller: AbortController; dispose(): void } {
+  const controller = new AbortController();
+  const offs: (() => void)[] = [];
+  for (const p of parents) {
+    if (!p) continue;
+    if (p.aborted) {
+      controller.abort(p.reason);
+      break;
+    }
+    offs.push(onAbort(p, () => controller.abort(p.reason)));
+  }
+  return {
+    controller,
+    dispose() {
+      for (const off of offs.splice(0)) off();
+    },
+  };
+}
+
+/** Exponential backoff with full jitter, capped. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
+  const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp / 2 + Math.random() * (exp / 2));
+}
