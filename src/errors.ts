@@ -236,7 +236,7 @@ export function deserializeError(s: SerializedError): CompactorError {
   Object.defineProperty(e, 'message', { value: s.message, writable: true, configurable: true });
   Object.assign(e, { name: s.name, code: s.code, retryable: s.retryable }, s.extra);
   if (s.stack !== undefined) Object.defineProperty(e, 'stack', { value: s.stack, writable: true, configurable: true });
-  if (s.cause !== undefined) e.cause = deserializeCause(s.cause);
+  if (s.cause !== undefined) Object.defineProperty(e, 'cause', { value: deserializeCause(s.cause), writable: true, configurable: true });
   return e;
 }
 
