@@ -1,0 +1,26 @@
+/** The S3Stream object format: pure encoders, decoders, index helpers and key naming. */
+export type { StreamRecord, IndexEntry } from './types.js';
+export * from './constants.js';
+export {
+  encodeObject,
+  encodeDataBlock,
+  encodeIndex,
+  encodeFooter,
+  buildIndexAndFooter,
+  describeBlock,
+  ObjectWriter,
+  type BlockRange,
+} from './encode.js';
+export { regroupIndex, type RegroupOptions } from './regroup.js';
+export {
+  decodeObject,
+  decodeFooter,
+  decodeIndex,
+  decodeBlocks,
+  decodeRecords,
+  decodeDataBlocks,
+  type Footer,
+  type DataBlockInfo,
+} from './decode.js';
+export { readObjectIndex, indexReadGuess, type FetchRange } from './read-index.js';
+export { objectKey, parseObjectKey } from './keys.js';

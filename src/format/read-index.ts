@@ -1,0 +1,47 @@
+/**
+ * Tail-first index read for an object of known size: one ranged read usually gets footer and
+ * index together; a second, exact read is needed only when the index is larger than the guess.
+ * The fetch function keeps this module free of storage code (and testable with a counter).
+ */
+import type { IndexEntry } from './types.js';
+import { FOOTER_SIZE, INDEX_GUESS_BASE, INDEX_GUESS_PER_MIB } from './constants.js';
+import { fail } from './bytes.js';
+import { decodeFooter, decodeIndex } from './decode.js';
+
+/** Returns bytes [start, end) of the object. */
+export type FetchRange = (start: number, end: number) => Promise<Uint8Array>;
+
+const MiB = 1024 * 1024;
+
+/** Bytes the first read takes from the end: 8 KiB + 36 B per MiB of object, at most the object. */
+export function indexReadGuess(objectSize: number): number {
+  return Math.min(objectSize, INDEX_GUESS_BASE + INDEX_GUESS_PER_MIB * Math.ceil(objectSize / MiB));
+}
+
+async function fetchExact(fetchRange: FetchRange, start: number, end: number, key: string): Promise<Uint8Array> {
+  const bytes = await fetchRange(start, end);
+  if (bytes.length !== end - start)
+    fail(
+      bytes.length < end - start ? 'ERR_FORMAT_TRUNCATED' : 'ERR_FORMAT_LENGTH_MISMATCH',
+      `read of [${start}, ${end}) returned ${bytes.length} bytes`,
+      key,
+      start + Math.min(bytes.length, end - start),
+    );
+  return bytes;
+}
+
+/** The index entries of an object of `objectSize` bytes, each checked to lie within the data. */
+export async function readObjectIndex(fetchRange: FetchRange, objectSize: number, key: string): Promise<IndexEntry[]> {
+  if (!Number.isSafeInteger(objectSize) || objectSize < FOOTER_SIZE)
+    fail('ERR_FORMAT_TRUNCATED', `object of ${objectSize} bytes is shorter than its ${FOOTER_SIZE}-byte footer`, key, 0);
+  const guess = indexReadGuess(objectSize);
+  const tailStart = objectSize - guess;
+  const tail = await fetchExact(fetchRange, tailStart, objectSize, key);
+  const { indexPosition, indexLength } = decodeFooter(tail, objectSize, key);
+  if (indexLength === 0) return [];
+  const indexBytes =
+    indexPosition >= tailStart
+      ? tail.subarray(indexPosition - tailStart, indexPosition - tailStart + indexLength)
+      : await fetchExact(fetchRange, indexPosition, indexPosition + indexLength, key);
+  return decodeIndex(indexBytes, indexPosition, key);
+}
