@@ -56,6 +56,14 @@ export interface PendingDeletion {
   dueAtMs: number;
 }
 
+/** Every live object, for verification tools. */
+export interface LiveObjects {
+  /** Live SSOs of every node, by nodeId, then orderId. */
+  streamSetObjects: StreamSetObjectMetadata[];
+  /** Live SOs of every stream, by streamId, then startOffset. */
+  streamObjects: StreamObjectMetadata[];
+}
+
 /**
  * What the compactor needs from metadata. `SqliteMetadataStore` is the embedded default;
  * a host can implement this over its own metadata service.
@@ -70,7 +78,8 @@ export interface MetadataStore {
   prepareObjectIds(count: number, opts?: { ttlMs?: number }): Promise<number>;
   /** Atomic: all of it becomes visible, or none (and it throws). */
   commitStreamSetObject(req: CommitStreamSetObjectRequest): Promise<void>;
-  listStreamSetObjects(req: { nodeId: number }): Promise<StreamSetObjectMetadata[]>;
+  /** Live SSOs ordered by orderId; `nodeId` and `streamId` narrow the list (both optional). */
+  listStreamSetObjects(req?: { nodeId?: number; streamId?: number }): Promise<StreamSetObjectMetadata[]>;
   listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]>;
   /** Objects removed by commits whose grace period ends at or before `nowMs`. */
   listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]>;
@@ -81,5 +90,9 @@ export interface MetadataStore {
    * expired. Garbage collection removes only objects for which this is false.
    */
   isObjectKnown(objectId: number): Promise<boolean>;
+  /** Optional: every stream, deleted ones included, by streamId (for verification tools). */
+  listStreams?(): Promise<StreamMetadata[]>;
+  /** Optional: every live object (for verification tools). */
+  listAllLiveObjects?(): Promise<LiveObjects>;
   close(): Promise<void>;
 }

@@ -1,0 +1,756 @@
+/**
+ * `SqliteMetadataStore`: the embedded default `MetadataStore`, one SQLite file (better-sqlite3).
+ *
+ * Every mutation is one IMMEDIATE transaction (the write lock is taken up front, so two processes
+ * sharing the file serialise instead of failing half-way with SQLITE_BUSY on upgrade), which makes
+ * each call all-or-nothing even when the process is killed in the middle (invariant 5).
+ *
+ * better-sqlite3 is synchronous; the API stays Promise-returning because a host may implement
+ * `MetadataStore` over a network.
+ */
+import Database from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
+import { CompactorError, MetadataError, OptionsError } from '../errors.js';
+import { ensureSchema } from './schema.js';
+import type {
+  CommitStreamSetObjectRequest,
+  LiveObjects,
+  MetadataStore,
+  PendingDeletion,
+  StreamMetadata,
+  StreamObjectMetadata,
+  StreamRange,
+  StreamSetObjectMetadata,
+  StreamState,
+} from './types.js';
+
+export interface SqliteMetadataStoreOptions {
+  /** Database file, created when missing; ':memory:' for a private in-memory database. */
+  path: string;
+  /** How long a removed object stays in storage before it may be deleted. Default 5 min. */
+  graceMs?: number;
+  /** How long ids handed out by prepareObjectIds stay reserved. Default 1 h. */
+  preparedTtlMs?: number;
+  /** Clock (ms since the epoch). Default Date.now. */
+  now?: () => number;
+  /** How long to wait for another connection's write lock before failing. Default 5 s. */
+  busyTimeoutMs?: number;
+}
+
+const DEFAULT_GRACE_MS = 5 * 60_000;
+const DEFAULT_PREPARED_TTL_MS = 60 * 60_000;
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+/**
+ * Expired prepared ranges are kept this long after expiry, so that a late commit of an expired id
+ * is refused (its object may already have been garbage-collected) rather than silently accepted.
+ */
+const EXPIRED_PREPARED_RETENTION_MS = 7 * 24 * 60 * 60_000;
+
+interface StreamRow {
+  stream_id: number;
+  epoch: number;
+  start_offset: number;
+  end_offset: number;
+  state: StreamState;
+}
+
+interface ObjectRow {
+  object_id: number;
+  kind: 'sso' | 'so';
+  node_id: number;
+  order_id: number | null;
+  data_time_ms: number;
+  object_size: number;
+  stream_id: number | null;
+  start_offset: number | null;
+  end_offset: number | null;
+  state: 'live' | 'deleting';
+  delete_due_ms: number | null;
+}
+
+interface RangeRow {
+  object_id: number;
+  stream_id: number;
+  start_offset: number;
+  end_offset: number;
+}
+
+interface PreparedRow {
+  first_id: number;
+  end_id: number;
+  expires_ms: number;
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+function prepareStatements(db: BetterSqlite3.Database) {
+  return {
+    getStream: db.prepare<[number], StreamRow>('SELECT * FROM streams WHERE stream_id = ?'),
+    insertStream: db.prepare<[number, number, number, number]>(
+      `INSERT INTO streams (stream_id, epoch, start_offset, end_offset, state) VALUES (?, ?, ?, ?, 'opened')`,
+    ),
+    trimStream: db.prepare<[{ start: number; id: number }]>(
+      'UPDATE streams SET start_offset = @start, end_offset = MAX(end_offset, @start) WHERE stream_id = @id AND start_offset < @start',
+    ),
+    setStreamState: db.prepare<[string, number]>('UPDATE streams SET state = ? WHERE stream_id = ?'),
+    advanceStreamEnd: db.prepare<[number, number]>(
+      `UPDATE streams SET end_offset = MAX(end_offset, ?) WHERE stream_id = ? AND state <> 'deleted'`,
+    ),
+    allStreams: db.prepare<[], StreamRow>('SELECT * FROM streams ORDER BY stream_id'),
+    // Stream objects of a stream that hold no data at or above `start` (after a trim or delete).
+    retireStreamObjects: db.prepare<[number, number, number]>(
+      `UPDATE objects SET state = 'deleting', delete_due_ms = ?
+       WHERE kind = 'so' AND state = 'live' AND stream_id = ? AND end_offset <= ?`,
+    ),
+    getObject: db.prepare<[number], ObjectRow>('SELECT * FROM objects WHERE object_id = ?'),
+    objectExists: db.prepare<[number], number>('SELECT 1 FROM objects WHERE object_id = ?').pluck(),
+    insertSso: db.prepare<[number, number, number, number, number, number]>(
+      `INSERT INTO objects (object_id, kind, node_id, order_id, data_time_ms, object_size, state, committed_ms)
+       VALUES (?, 'sso', ?, ?, ?, ?, 'live', ?)`,
+    ),
+    insertRange: db.prepare<[number, number, number, number]>(
+      'INSERT INTO sso_ranges (object_id, stream_id, start_offset, end_offset) VALUES (?, ?, ?, ?)',
+    ),
+    insertSo: db.prepare<[number, number, number, number, number, number, number, string, number | null, number]>(
+      `INSERT INTO objects (object_id, kind, node_id, data_time_ms, object_size, stream_id, start_offset, end_offset,
+                            state, delete_due_ms, committed_ms)
+       VALUES (?, 'so', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    markDeleting: db.prepare<[number, number]>(
+      `UPDATE objects SET state = 'deleting', delete_due_ms = ? WHERE object_id = ? AND state = 'live'`,
+    ),
+    rangesOf: db.prepare<[number], RangeRow>('SELECT * FROM sso_ranges WHERE object_id = ? ORDER BY stream_id'),
+    liveSsosOfNode: db.prepare<[number], ObjectRow>(
+      `SELECT * FROM objects WHERE kind = 'sso' AND state = 'live' AND node_id = ? ORDER BY order_id, object_id`,
+    ),
+    liveSsoRangesOfNode: db.prepare<[number], RangeRow>(
+      `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+       WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ? ORDER BY r.object_id, r.stream_id`,
+    ),
+    allLiveSsos: db.prepare<[], ObjectRow>(
+      `SELECT * FROM objects WHERE kind = 'sso' AND state = 'live' ORDER BY node_id, order_id, object_id`,
+    ),
+    allLiveSsoRanges: db.prepare<[], RangeRow>(
+      `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+       WHERE o.kind = 'sso' AND o.state = 'live' ORDER BY r.object_id, r.stream_id`,
+    ),
+    liveSosOfStream: db.prepare<[number], ObjectRow>(
+      `SELECT * FROM objects WHERE kind = 'so' AND state = 'live' AND stream_id = ? ORDER BY start_offset, object_id`,
+    ),
+    allLiveSos: db.prepare<[], ObjectRow>(
+      `SELECT * FROM objects WHERE kind = 'so' AND state = 'live' ORDER BY stream_id, start_offset, object_id`,
+    ),
+    pendingDeletions: db.prepare<[number, number], { object_id: number; delete_due_ms: number }>(
+      `SELECT object_id, delete_due_ms FROM objects WHERE state = 'deleting' AND delete_due_ms <= ?
+       ORDER BY delete_due_ms, object_id LIMIT ?`,
+    ),
+    completeDeletion: db.prepare<[number]>(`DELETE FROM objects WHERE object_id = ? AND state = 'deleting'`),
+    nextId: db.prepare<[], number>('SELECT next_id FROM id_sequence WHERE singleton = 1').pluck(),
+    setNextId: db.prepare<[number]>('UPDATE id_sequence SET next_id = MAX(next_id, ?) WHERE singleton = 1'),
+    insertPrepared: db.prepare<[number, number, number]>(
+      'INSERT INTO prepared_ids (first_id, end_id, expires_ms) VALUES (?, ?, ?)',
+    ),
+    // Ranges never overlap: the one with the greatest first_id <= id is the only candidate.
+    preparedContaining: db.prepare<[{ id: number }], PreparedRow>(
+      'SELECT * FROM (SELECT * FROM prepared_ids WHERE first_id <= @id ORDER BY first_id DESC LIMIT 1) WHERE end_id > @id',
+    ),
+    deletePrepared: db.prepare<[number]>('DELETE FROM prepared_ids WHERE first_id = ?'),
+    prunePrepared: db.prepare<[number]>('DELETE FROM prepared_ids WHERE expires_ms <= ?'),
+  };
+}
+
+export class SqliteMetadataStore implements MetadataStore {
+  readonly path: string;
+  readonly graceMs: number;
+  readonly preparedTtlMs: number;
+  private readonly nowFn: () => number;
+  private db: BetterSqlite3.Database | null;
+  private readonly st: Statements;
+
+  /**
+   * Opens (creating when missing) the database. Throws MetadataError synchronously:
+   * ERR_METADATA_NOT_A_DATABASE, ERR_METADATA_SCHEMA_TOO_NEW or ERR_METADATA_IO.
+   */
+  constructor(options: SqliteMetadataStoreOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new OptionsError('options', 'pass an object such as { path: "meta.db" }');
+    }
+    if (typeof options.path !== 'string' || options.path.length === 0) {
+      throw new OptionsError('path', `must be a non-empty file path or ':memory:', got ${describe(options.path)}`);
+    }
+    this.path = options.path;
+    this.graceMs = optionalInt('graceMs', options.graceMs, DEFAULT_GRACE_MS);
+    this.preparedTtlMs = optionalInt('preparedTtlMs', options.preparedTtlMs, DEFAULT_PREPARED_TTL_MS);
+    const busyTimeoutMs = optionalInt('busyTimeoutMs', options.busyTimeoutMs, DEFAULT_BUSY_TIMEOUT_MS);
+    if (options.now !== undefined && typeof options.now !== 'function') {
+      throw new OptionsError('now', `must be a function returning milliseconds, got ${describe(options.now)}`);
+    }
+    this.nowFn = options.now ?? Date.now;
+
+    let db: BetterSqlite3.Database;
+    try {
+      // better-sqlite3's `timeout` is SQLite's busy_timeout.
+      db = new Database(this.path, { timeout: busyTimeoutMs });
+    } catch (err) {
+      throw mapError(err, this.path, 'open');
+    }
+    try {
+      // Identify the file before writing anything to it (journal_mode=WAL rewrites the header).
+      ensureSchema(db, this.path, this.now());
+      // WAL: readers never block the writer and a killed writer leaves the database intact.
+      db.pragma('journal_mode = WAL');
+      // synchronous=FULL: in WAL mode, NORMAL survives a process crash but may lose the last
+      // commits on power loss or an OS crash. A caller acts on a commit as soon as it returns
+      // (an ingest node trims its WAL after registering an SSO; a compactor lets the grace period
+      // run for the objects it replaced), so a commit that returned must survive a power loss:
+      // FULL fsyncs the WAL at every commit. Commits are few (one per upload or compaction run),
+      // so the fsync costs nothing that matters.
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      this.st = prepareStatements(db);
+    } catch (err) {
+      try {
+        db.close();
+      } catch {
+        // already failing; the original error is the useful one
+      }
+      throw mapError(err, this.path, 'open');
+    }
+    this.db = db;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Streams
+
+  async createStream(req: { streamId: number; epoch: number; startOffset: number }): Promise<StreamMetadata> {
+    return this.write('createStream', () => {
+      checkObject('req', req);
+      const streamId = int('streamId', req.streamId);
+      const epoch = int('epoch', req.epoch);
+      const startOffset = int('startOffset', req.startOffset);
+      if (this.st.getStream.get(streamId) !== undefined) {
+        throw new MetadataError(
+          'ERR_METADATA_STREAM_EXISTS',
+          `stream ${streamId} already exists in ${this.path}; use getStreams to read it, or pick another stream id`,
+        );
+      }
+      this.st.insertStream.run(streamId, epoch, startOffset, startOffset);
+      return { streamId, epoch, startOffset, endOffset: startOffset, state: 'opened' as const };
+    });
+  }
+
+  /**
+   * Moves the start offset forward (never backwards: a smaller offset is a no-op). It may pass the
+   * end offset, which then follows it. Stream objects left with no data at or above the new start
+   * are removed (pending deletion after the grace period). A no-op on a deleted stream.
+   */
+  async trimStream(streamId: number, newStartOffset: number): Promise<void> {
+    return this.write('trimStream', () => {
+      int('streamId', streamId);
+      int('newStartOffset', newStartOffset);
+      const s = this.requireStream(streamId, 'trim');
+      if (s.state === 'deleted' || newStartOffset <= s.start_offset) return;
+      this.st.trimStream.run({ start: newStartOffset, id: streamId });
+      this.st.retireStreamObjects.run(this.now() + this.graceMs, streamId, newStartOffset);
+    });
+  }
+
+  /** Marks the stream deleted (idempotent); its stream objects become pending deletions. */
+  async deleteStream(streamId: number): Promise<void> {
+    return this.write('deleteStream', () => {
+      int('streamId', streamId);
+      const s = this.requireStream(streamId, 'delete');
+      if (s.state === 'deleted') return;
+      this.st.setStreamState.run('deleted', streamId);
+      this.st.retireStreamObjects.run(this.now() + this.graceMs, streamId, Number.MAX_SAFE_INTEGER);
+    });
+  }
+
+  /** Marks an opened stream closed (idempotent; a no-op on a deleted stream). */
+  async closeStream(streamId: number): Promise<void> {
+    return this.write('closeStream', () => {
+      int('streamId', streamId);
+      const s = this.requireStream(streamId, 'close');
+      if (s.state === 'opened') this.st.setStreamState.run('closed', streamId);
+    });
+  }
+
+  /** The known streams among `streamIds` (deleted ones included, unknown ones omitted), in request order, once each. */
+  async getStreams(streamIds: readonly number[]): Promise<StreamMetadata[]> {
+    return this.read('getStreams', () => {
+      intArray('streamIds', streamIds);
+      const out: StreamMetadata[] = [];
+      const seen = new Set<number>();
+      for (const id of streamIds) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const row = this.st.getStream.get(id);
+        if (row !== undefined) out.push(streamFromRow(row));
+      }
+      return out;
+    });
+  }
+
+  /** Every stream, deleted ones included, by stream id. */
+  async listStreams(): Promise<StreamMetadata[]> {
+    return this.read('listStreams', () => this.st.allStreams.all().map(streamFromRow));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Objects
+
+  /**
+   * Reserves `count` consecutive ids (never handed out again, even after a restart) for
+   * `opts.ttlMs` (default `preparedTtlMs`). While reserved they are "known" (garbage collection
+   * keeps their objects); committing an id whose reservation expired is refused.
+   */
+  async prepareObjectIds(count: number, opts?: { ttlMs?: number }): Promise<number> {
+    return this.write('prepareObjectIds', () => {
+      int('count', count, 1);
+      const ttlMs = optionalInt('ttlMs', opts?.ttlMs, this.preparedTtlMs);
+      const now = this.now();
+      this.st.prunePrepared.run(now - EXPIRED_PREPARED_RETENTION_MS);
+      const first = this.st.nextId.get() as number;
+      const end = first + count;
+      if (!Number.isSafeInteger(end)) {
+        throw new OptionsError('count', `${count} ids from ${first} would pass 2^53; ask for fewer`);
+      }
+      this.st.setNextId.run(end);
+      this.st.insertPrepared.run(first, end, now + ttlMs);
+      return first;
+    });
+  }
+
+  async commitStreamSetObject(req: CommitStreamSetObjectRequest): Promise<void> {
+    return this.write('commitStreamSetObject', () => this.commit(req));
+  }
+
+  /** Live SSOs of a node by orderId (then objectId), each with its ranges sorted by streamId. */
+  async listStreamSetObjects(req: { nodeId?: number; streamId?: number } = {}): Promise<StreamSetObjectMetadata[]> {
+    return this.read('listStreamSetObjects', () => {
+      checkObject('req', req);
+      const nodeId = req.nodeId === undefined ? undefined : int('nodeId', req.nodeId);
+      const streamId = req.streamId === undefined ? undefined : int('streamId', req.streamId);
+      const ssos =
+        nodeId === undefined
+          ? assembleSsos(this.st.allLiveSsos.all(), this.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
+          : assembleSsos(this.st.liveSsosOfNode.all(nodeId), this.st.liveSsoRangesOfNode.all(nodeId));
+      return streamId === undefined ? ssos : ssos.filter((o) => o.ranges.some((r) => r.streamId === streamId));
+    });
+  }
+
+  /** Live stream objects of a stream by startOffset. */
+  async listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]> {
+    return this.read('listStreamObjects', () => {
+      checkObject('req', req);
+      const streamId = int('streamId', req.streamId);
+      return this.st.liveSosOfStream.all(streamId).map(soFromRow);
+    });
+  }
+
+  /** Every live object: SSOs of all nodes (by nodeId, orderId) and SOs (by streamId, startOffset). */
+  async listAllLiveObjects(): Promise<LiveObjects> {
+    return this.read('listAllLiveObjects', () => ({
+      streamSetObjects: assembleSsos(this.st.allLiveSsos.all(), this.st.allLiveSsoRanges.all()),
+      streamObjects: this.st.allLiveSos.all().map(soFromRow),
+    }));
+  }
+
+  async listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]> {
+    return this.read('listPendingDeletions', () => {
+      checkObject('req', req);
+      const nowMs = int('nowMs', req.nowMs);
+      const limit = optionalInt('limit', req.limit, -1, 1);
+      return this.st.pendingDeletions
+        .all(nowMs, limit)
+        .map((r) => ({ objectId: r.object_id, dueAtMs: r.delete_due_ms }));
+    });
+  }
+
+  /** Forgets pending deletions. Ids that are unknown or already forgotten are ignored; live objects are never removed. */
+  async completeDeletions(objectIds: readonly number[]): Promise<void> {
+    return this.write('completeDeletions', () => {
+      intArray('objectIds', objectIds);
+      for (const id of objectIds) this.st.completeDeletion.run(id);
+    });
+  }
+
+  async isObjectKnown(objectId: number): Promise<boolean> {
+    return this.read('isObjectKnown', () => {
+      int('objectId', objectId);
+      if (this.st.objectExists.get(objectId) !== undefined) return true;
+      const p = this.st.preparedContaining.get({ id: objectId });
+      return p !== undefined && p.expires_ms > this.now();
+    });
+  }
+
+  /** Closes the database (idempotent). Later calls reject with ERR_METADATA_CLOSED. */
+  async close(): Promise<void> {
+    const db = this.db;
+    if (db === null) return;
+    this.db = null;
+    try {
+      db.close();
+    } catch (err) {
+      throw mapError(err, this.path, 'close');
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals
+
+  private commit(req: CommitStreamSetObjectRequest): void {
+    checkObject('req', req);
+    const nodeId = int('nodeId', req.nodeId);
+    const objectId = int('objectId', req.objectId, -1);
+    const objectSize = int('objectSize', req.objectSize);
+    const ranges = rangeArray('streamRanges', req.streamRanges);
+    const sos = soArray('streamObjects', req.streamObjects);
+    const compacted = intArray('compactedObjectIds', req.compactedObjectIds);
+    const orderIdIn = req.orderId === undefined ? undefined : int('orderId', req.orderId);
+    const dataTimeIn = req.dataTimeMs === undefined ? undefined : int('dataTimeMs', req.dataTimeMs);
+    const invalid = (msg: string) => new MetadataError('ERR_METADATA_INVALID_COMMIT', `commit refused, nothing changed: ${msg}`);
+
+    // --- Shape of the request -----------------------------------------------------------------
+    if (objectId === -1 && ranges.length > 0) {
+      throw invalid(`streamRanges has ${ranges.length} ranges but objectId is -1 (no new stream set object); give the new object's id`);
+    }
+    const rangeStreams = new Set<number>();
+    for (const [i, r] of ranges.entries()) {
+      if (r.endOffset <= r.startOffset) {
+        throw invalid(`streamRanges[${i}] (stream ${r.streamId}) has startOffset ${r.startOffset} >= endOffset ${r.endOffset}; a range must hold at least one offset`);
+      }
+      if (rangeStreams.has(r.streamId)) {
+        throw invalid(`streamRanges has stream ${r.streamId} twice; a stream set object keeps one range per stream`);
+      }
+      rangeStreams.add(r.streamId);
+    }
+    const newIds = objectId === -1 ? [] : [objectId];
+    for (const [i, so] of sos.entries()) {
+      if (so.endOffset <= so.startOffset) {
+        throw invalid(`streamObjects[${i}] (object ${so.objectId}, stream ${so.streamId}) has startOffset ${so.startOffset} >= endOffset ${so.endOffset}`);
+      }
+      newIds.push(so.objectId);
+    }
+    const dupNew = duplicates(newIds);
+    if (dupNew.length > 0) throw invalid(`new object id(s) ${dupNew.join(', ')} appear more than once in the commit`);
+    const dupCompacted = duplicates(compacted);
+    if (dupCompacted.length > 0) throw invalid(`compactedObjectIds lists ${dupCompacted.join(', ')} more than once`);
+    const both = compacted.filter((id) => newIds.includes(id));
+    if (both.length > 0) throw invalid(`object id(s) ${both.join(', ')} are both new and compacted`);
+
+    // --- Compacted objects must all be live SSOs (checked first, to name every dead one) -------
+    const now = this.now();
+    const compactedRows: ObjectRow[] = [];
+    const dead: string[] = [];
+    for (const id of compacted) {
+      const row = this.st.getObject.get(id);
+      if (row === undefined) dead.push(`${id} (unknown)`);
+      else if (row.state !== 'live') dead.push(`${id} (already removed, pending deletion)`);
+      else if (row.kind !== 'sso') dead.push(`${id} (a stream object, not a stream set object)`);
+      else compactedRows.push(row);
+    }
+    if (dead.length > 0) {
+      throw new MetadataError(
+        'ERR_METADATA_OBJECT_NOT_LIVE',
+        `commit refused, nothing changed: compacted object(s) no longer live stream set objects: ${dead.join(', ')}; ` +
+          `another commit removed them: list the live objects again and plan a new compaction`,
+      );
+    }
+
+    // --- New ids: refuse ids whose reservation expired (their object may have been collected) ---
+    const expired: number[] = [];
+    for (const id of newIds) {
+      const p = this.st.preparedContaining.get({ id });
+      if (p !== undefined && p.expires_ms <= now) expired.push(id);
+    }
+    if (expired.length > 0) {
+      throw invalid(
+        `the reservation of object id(s) ${expired.join(', ')} expired before the commit, so garbage collection may ` +
+          `already have deleted their objects; prepare new ids (with a longer ttlMs) and upload again`,
+      );
+    }
+
+    // --- Apply. Any failure below throws and rolls the whole transaction back. ----------------
+    const due = now + this.graceMs;
+    for (const row of compactedRows) this.st.markDeleting.run(due, row.object_id);
+
+    const alreadyExists = (id: number) =>
+      invalid(`object id ${id} already exists (live or pending deletion); every new object needs a fresh id from prepareObjectIds`);
+    if (objectId !== -1) {
+      const orderId = orderIdIn ?? minOf(compactedRows.map((r) => r.order_id as number)) ?? objectId;
+      const dataTimeMs = dataTimeIn ?? minOf(compactedRows.map((r) => r.data_time_ms)) ?? now;
+      insertOrExplain(() => this.st.insertSso.run(objectId, nodeId, orderId, dataTimeMs, objectSize, now), () => alreadyExists(objectId));
+      for (const r of ranges) this.st.insertRange.run(objectId, r.streamId, r.startOffset, r.endOffset);
+    }
+
+    // Data time of a stream object: given, else the oldest compacted SSO holding data of its range,
+    // else the oldest compacted SSO, else now.
+    let compactedByStream: Map<number, RangeRow[]> | undefined;
+    const oldestCompacted = minOf(compactedRows.map((r) => r.data_time_ms));
+    const dataTimeOf = new Map(compactedRows.map((r) => [r.object_id, r.data_time_ms]));
+    const soDataTime = (so: StreamObjectMetadata): number => {
+      if (so.dataTimeMs !== undefined) return so.dataTimeMs;
+      if (oldestCompacted === undefined) return now;
+      if (compactedByStream === undefined) {
+        compactedByStream = new Map();
+        for (const row of compactedRows) {
+          for (const r of this.st.rangesOf.all(row.object_id)) {
+            let list = compactedByStream.get(r.stream_id);
+            if (list === undefined) compactedByStream.set(r.stream_id, (list = []));
+            list.push(r);
+          }
+        }
+      }
+      let t: number | undefined;
+      for (const r of compactedByStream.get(so.streamId) ?? []) {
+        if (r.start_offset < so.endOffset && r.end_offset > so.startOffset) {
+          const d = dataTimeOf.get(r.object_id) as number;
+          if (t === undefined || d < t) t = d;
+        }
+      }
+      return t ?? oldestCompacted;
+    };
+    const streamCache = new Map<number, StreamRow | undefined>();
+    const streamOf = (id: number) => {
+      if (!streamCache.has(id)) streamCache.set(id, this.st.getStream.get(id));
+      return streamCache.get(id);
+    };
+    for (const so of sos) {
+      // A stream deleted or trimmed past this object while the compaction ran: record the object
+      // (it was uploaded, storage must let go of it) but as a pending deletion, not live.
+      const s = streamOf(so.streamId);
+      const retired = s !== undefined && (s.state === 'deleted' || so.endOffset <= s.start_offset);
+      insertOrExplain(
+        () =>
+          this.st.insertSo.run(
+            so.objectId,
+            nodeId,
+            soDataTime(so),
+            so.objectSize,
+            so.streamId,
+            so.startOffset,
+            so.endOffset,
+            retired ? 'deleting' : 'live',
+            retired ? due : null,
+            now,
+          ),
+        () => alreadyExists(so.objectId),
+      );
+    }
+
+    // Stream end offsets follow the committed data.
+    const ends = new Map<number, number>();
+    for (const r of [...ranges, ...sos]) ends.set(r.streamId, Math.max(ends.get(r.streamId) ?? 0, r.endOffset));
+    for (const [streamId, end] of ends) this.st.advanceStreamEnd.run(end, streamId);
+
+    // The ids are committed: drop them from their reservations, never hand them out again.
+    for (const id of newIds) {
+      const p = this.st.preparedContaining.get({ id });
+      if (p === undefined) continue;
+      this.st.deletePrepared.run(p.first_id);
+      if (p.first_id < id) this.st.insertPrepared.run(p.first_id, id, p.expires_ms);
+      if (id + 1 < p.end_id) this.st.insertPrepared.run(id + 1, p.end_id, p.expires_ms);
+    }
+    const maxNew = newIds.reduce((m, id) => Math.max(m, id), -1);
+    if (maxNew >= 0) this.st.setNextId.run(maxNew + 1);
+  }
+
+  private requireStream(streamId: number, what: string): StreamRow {
+    const s = this.st.getStream.get(streamId);
+    if (s === undefined) {
+      throw new MetadataError(
+        'ERR_METADATA_STREAM_NOT_FOUND',
+        `cannot ${what} stream ${streamId}: no such stream in ${this.path}; create it first with createStream`,
+      );
+    }
+    return s;
+  }
+
+  private now(): number {
+    const t = this.nowFn();
+    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) {
+      throw new OptionsError('now', `the clock returned ${describe(t)}; it must return milliseconds since the epoch`);
+    }
+    return Math.floor(t);
+  }
+
+  private open(op: string): BetterSqlite3.Database {
+    if (this.db === null) {
+      throw new MetadataError('ERR_METADATA_CLOSED', `cannot ${op}: the metadata store ${this.path} is closed`);
+    }
+    return this.db;
+  }
+
+  /** Reads run in a (deferred) read transaction: one consistent snapshot even while another process writes. */
+  private read<T>(op: string, fn: () => T): Promise<T> {
+    const db = this.open(op);
+    try {
+      return Promise.resolve(db.transaction(fn).deferred());
+    } catch (err) {
+      return Promise.reject(mapError(err, this.path, op));
+    }
+  }
+
+  private write<T>(op: string, fn: () => T): Promise<T> {
+    const db = this.open(op);
+    try {
+      return Promise.resolve(db.transaction(fn).immediate());
+    } catch (err) {
+      return Promise.reject(mapError(err, this.path, op));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row mapping
+
+function streamFromRow(r: StreamRow): StreamMetadata {
+  return { streamId: r.stream_id, epoch: r.epoch, startOffset: r.start_offset, endOffset: r.end_offset, state: r.state };
+}
+
+function soFromRow(r: ObjectRow): StreamObjectMetadata {
+  return {
+    objectId: r.object_id,
+    streamId: r.stream_id as number,
+    startOffset: r.start_offset as number,
+    endOffset: r.end_offset as number,
+    objectSize: r.object_size,
+    dataTimeMs: r.data_time_ms,
+  };
+}
+
+/** Joins SSO rows with their ranges (ranges ordered by object, then stream). */
+function assembleSsos(rows: ObjectRow[], ranges: RangeRow[]): StreamSetObjectMetadata[] {
+  const byObject = new Map<number, StreamRange[]>();
+  for (const r of ranges) {
+    let list = byObject.get(r.object_id);
+    if (list === undefined) byObject.set(r.object_id, (list = []));
+    list.push({ streamId: r.stream_id, startOffset: r.start_offset, endOffset: r.end_offset });
+  }
+  return rows.map((r) => ({
+    objectId: r.object_id,
+    nodeId: r.node_id,
+    orderId: r.order_id as number,
+    dataTimeMs: r.data_time_ms,
+    objectSize: r.object_size,
+    ranges: byObject.get(r.object_id) ?? [],
+  }));
+}
+
+/** Runs an INSERT; a primary-key conflict becomes the caller's error. */
+function insertOrExplain(insert: () => unknown, onConflict: () => Error): void {
+  try {
+    insert();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE') throw onConflict();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation at the boundary
+
+function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'function') return 'a function';
+  if (Array.isArray(v)) return 'an array';
+  if (v !== null && typeof v === 'object') return 'an object';
+  return String(v);
+}
+
+function checkObject(field: string, v: unknown): void {
+  if (typeof v !== 'object' || v === null) throw new OptionsError(field, `must be an object, got ${describe(v)}`);
+}
+
+function int(field: string, v: unknown, min = 0): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw new OptionsError(field, `must be a safe integer >= ${min}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function optionalInt(field: string, v: unknown, dflt: number, min = 0): number {
+  return v === undefined ? dflt : int(field, v, min);
+}
+
+function intArray(field: string, v: unknown): number[] {
+  if (!Array.isArray(v)) throw new OptionsError(field, `must be an array of ids, got ${describe(v)}`);
+  v.forEach((x, i) => int(`${field}[${i}]`, x));
+  return v as number[];
+}
+
+function rangeArray(field: string, v: unknown): StreamRange[] {
+  if (!Array.isArray(v)) throw new OptionsError(field, `must be an array of { streamId, startOffset, endOffset }, got ${describe(v)}`);
+  return v.map((r: unknown, i) => {
+    checkObject(`${field}[${i}]`, r);
+    const o = r as Record<string, unknown>;
+    return {
+      streamId: int(`${field}[${i}].streamId`, o.streamId),
+      startOffset: int(`${field}[${i}].startOffset`, o.startOffset),
+      endOffset: int(`${field}[${i}].endOffset`, o.endOffset),
+    };
+  });
+}
+
+function soArray(field: string, v: unknown): StreamObjectMetadata[] {
+  if (!Array.isArray(v)) throw new OptionsError(field, `must be an array of stream objects, got ${describe(v)}`);
+  return v.map((r: unknown, i) => {
+    checkObject(`${field}[${i}]`, r);
+    const o = r as Record<string, unknown>;
+    const so: StreamObjectMetadata = {
+      objectId: int(`${field}[${i}].objectId`, o.objectId),
+      streamId: int(`${field}[${i}].streamId`, o.streamId),
+      startOffset: int(`${field}[${i}].startOffset`, o.startOffset),
+      endOffset: int(`${field}[${i}].endOffset`, o.endOffset),
+      objectSize: int(`${field}[${i}].objectSize`, o.objectSize),
+    };
+    if (o.dataTimeMs !== undefined) so.dataTimeMs = int(`${field}[${i}].dataTimeMs`, o.dataTimeMs);
+    return so;
+  });
+}
+
+function minOf(values: readonly number[]): number | undefined {
+  let m: number | undefined;
+  for (const v of values) if (m === undefined || v < m) m = v;
+  return m;
+}
+
+function duplicates(ids: readonly number[]): number[] {
+  const seen = new Set<number>();
+  const dup = new Set<number>();
+  for (const id of ids) (seen.has(id) ? dup : seen).add(id);
+  return [...dup];
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite errors
+
+/** Maps SQLite failures to MetadataError codes that name the file and the fix; our own errors pass through. */
+export function mapError(err: unknown, path: string, op: string): unknown {
+  if (err instanceof CompactorError) return err;
+  const code = (err as { code?: unknown }).code;
+  const message = err instanceof Error ? err.message : String(err);
+  const where = `metadata database ${path}`;
+  if (err instanceof TypeError && /directory does not exist/.test(message)) {
+    return new MetadataError('ERR_METADATA_IO', `cannot open ${where}: its directory does not exist; create the directory or fix the path`, { cause: err });
+  }
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return err;
+  const io = (text: string, retryable: boolean) =>
+    new MetadataError('ERR_METADATA_IO', `${op} failed on ${where}: ${text} (${code}: ${message})`, { cause: err, retryable });
+  if (code === 'SQLITE_NOTADB') {
+    return new MetadataError(
+      'ERR_METADATA_NOT_A_DATABASE',
+      `${path} is not a SQLite database (${message}); point the store at a new or empty file, or at the metadata file this library created`,
+      { cause: err },
+    );
+  }
+  if (code.startsWith('SQLITE_FULL')) return io('the disk is full; free space on the volume that holds the file, then retry', true);
+  if (code.startsWith('SQLITE_IOERR')) return io('an I/O error; check the disk (full, failing, unmounted) and the file permissions, then retry', true);
+  if (code.startsWith('SQLITE_CANTOPEN')) return io('cannot open the file; check the path exists, and that the file and its directory are readable and writable', false);
+  if (code.startsWith('SQLITE_READONLY')) return io('the file is read-only; make the file and its directory writable (and the volume not mounted read-only)', false);
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return io('another connection holds the database lock; retry, or stop the other process', true);
+  if (code.startsWith('SQLITE_CORRUPT')) return io('the file is corrupt; restore it from a backup', false);
+  return err;
+}
