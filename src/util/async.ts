@@ -134,3 +134,40 @@ export function backoffDelay(attempt: number, baseMs: number, maxMs: number): nu
   const exp = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
+
+/**
+ * Runs `fn` over `items` with at most `concurrency` at once, in order of the items. The first
+ * failure aborts the signal the others got and is the error thrown, after all have settled, so
+ * no request is left running behind the caller's back.
+ */
+export async function forEachConcurrent<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number, signal: AbortSignal) => Promise<void>,
+  parent?: AbortSignal,
+): Promise<void> {
+  const { controller, dispose } = linkedController(parent);
+  const signal = controller.signal;
+  let next = 0;
+  let firstError: unknown;
+  const lane = async () => {
+    while (next < items.length && !signal.aborted) {
+      const i = next++;
+      await fn(items[i]!, i, signal);
+    }
+  };
+  try {
+    await Promise.all(
+      Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, () =>
+        lane().catch((err: unknown) => {
+          firstError ??= err;
+          controller.abort(err);
+        }),
+      ),
+    );
+    if (firstError !== undefined) throw firstError;
+    throwIfAborted(parent);
+  } finally {
+    dispose();
+  }
+}

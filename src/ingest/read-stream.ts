@@ -1,0 +1,107 @@
+import { MetadataError } from '../errors.js';
+import { decodeDataBlocks, readObjectIndex } from '../format/index.js';
+import type { IndexEntry, StreamRecord } from '../format/types.js';
+import type { MetadataStore } from '../metadata/types.js';
+import type { ObjectStorage } from '../storage/types.js';
+import { throwIfAborted } from '../util/async.js';
+import { checkNonNegativeInt } from '../util/validate.js';
+
+export interface ReadStreamOptions {
+  storage: ObjectStorage;
+  metadata: MetadataStore;
+  streamId: number;
+  /** Default: the stream's start offset (trimmed data is never returned). */
+  startOffset?: number;
+  /** Exclusive. Default: the stream's end offset. */
+  endOffset?: number;
+  /** Largest single range GET. Default 16 MiB. */
+  maxReadSize?: number;
+  signal?: AbortSignal;
+}
+
+interface Source {
+  objectId: number;
+  objectSize: number;
+  startOffset: number;
+  endOffset: number;
+}
+
+/**
+ * Yields a stream's records in offset order, across stream set objects and stream objects,
+ * from `startOffset` (or the trim point) up to `endOffset`. A record that straddles the start is
+ * yielded whole, as the format stores it. Reads only the index entries that intersect the range.
+ */
+export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<StreamRecord> {
+  const { storage, metadata, signal } = opts;
+  const streamId = checkNonNegativeInt('streamId', opts.streamId);
+  const [stream] = await metadata.getStreams([streamId]);
+  if (!stream) throw new MetadataError('ERR_METADATA_STREAM_NOT_FOUND', `stream ${streamId} does not exist`);
+  if (stream.state === 'deleted') return;
+  const start = Math.max(stream.startOffset, opts.startOffset === undefined ? 0 : checkNonNegativeInt('startOffset', opts.startOffset));
+  const end = opts.endOffset === undefined ? stream.endOffset : checkNonNegativeInt('endOffset', opts.endOffset);
+  if (start >= end) return;
+  const maxReadSize = opts.maxReadSize ?? 16 * 1024 * 1024;
+
+  const sources: Source[] = [];
+  for (const so of await metadata.listStreamObjects({ streamId })) {
+    sources.push({ objectId: so.objectId, objectSize: so.objectSize, startOffset: so.startOffset, endOffset: so.endOffset });
+  }
+  for (const sso of await metadata.listStreamSetObjects({ streamId })) {
+    for (const r of sso.ranges) {
+      if (r.streamId === streamId) sources.push({ objectId: sso.objectId, objectSize: sso.objectSize, startOffset: r.startOffset, endOffset: r.endOffset });
+    }
+  }
+  sources.sort((a, b) => a.startOffset - b.startOffset || a.endOffset - b.endOffset);
+
+  // `next` is the first offset not yet yielded: a source that overlaps what was already yielded
+  // (possible only while a commit races this read) contributes only what is new.
+  let next = start;
+  // An SSO with a gap in this stream is a source once per range; its index is read once.
+  const indexes = new Map<number, IndexEntry[]>();
+  for (const src of sources) {
+    if (src.endOffset <= next || src.startOffset >= end) continue;
+    throwIfAborted(signal);
+    const key = storage.keyOf(src.objectId);
+    let index = indexes.get(src.objectId);
+    if (!index) {
+      index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal }), src.objectSize, key);
+      indexes.set(src.objectId, index);
+    }
+    const entries = index.filter(
+      // Only this source's range: another object may hold the offsets between two ranges of one SSO.
+      (e) => e.streamId === streamId && e.endOffset > next && e.startOffset < Math.min(end, src.endOffset),
+    );
+    for (const group of coalesce(entries, maxReadSize)) {
+      const first = group[0]!;
+      const last = group[group.length - 1]!;
+      const bytes = await storage.getRange(key, first.position, last.position + last.size, { signal });
+      for (const entry of group) {
+        for (const record of decodeDataBlocks(bytes, entry, key, first.position)) {
+          if (record.baseOffset + record.count <= next || record.baseOffset >= end) continue;
+          yield record;
+          next = record.baseOffset + record.count;
+        }
+      }
+    }
+  }
+}
+
+/** Groups index entries whose bytes are adjacent into single GETs of at most `maxBytes`. */
+export function coalesce(entries: readonly IndexEntry[], maxBytes: number): IndexEntry[][] {
+  const sorted = [...entries].sort((a, b) => a.position - b.position);
+  const groups: IndexEntry[][] = [];
+  let group: IndexEntry[] = [];
+  let groupEnd = -1;
+  let groupStart = 0;
+  for (const e of sorted) {
+    if (group.length > 0 && (e.position !== groupEnd || e.position + e.size - groupStart > maxBytes)) {
+      groups.push(group);
+      group = [];
+    }
+    if (group.length === 0) groupStart = e.position;
+    group.push(e);
+    groupEnd = e.position + e.size;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}
