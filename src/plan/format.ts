@@ -1,0 +1,67 @@
+import type { CompactionPlan } from './types.js';
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
+}
+
+function list(ids: number[], max = 20): string {
+  return ids.length <= max ? ids.join(', ') : `${ids.slice(0, max).join(', ')}, … (${ids.length - max} more)`;
+}
+
+/** A human summary of a plan, for a dry run. `maxLines` bounds the per-object/per-output lists. */
+export function formatPlan(plan: CompactionPlan, opts: { maxLines?: number } = {}): string {
+  const maxLines = opts.maxLines ?? 20;
+  const out: string[] = [];
+  const t = plan.totals;
+  const nCompacted = plan.compactedObjectIds.length;
+  if (nCompacted === 0) {
+    out.push('compaction plan: nothing to compact');
+  } else {
+    out.push(
+      `compaction plan: ${nCompacted} SSO(s) compacted away` +
+        (plan.emptiedObjectIds.length ? ` (${plan.emptiedObjectIds.length} with no live data)` : '') +
+        `, orderId ${plan.orderId}, dataTimeMs ${plan.dataTimeMs}`,
+    );
+    out.push(`  compacted: ${list(plan.compactedObjectIds, maxLines)}`);
+  }
+  out.push(
+    `  read ${t.blocks} block(s), ${bytes(t.bytesToRead)}; dropped ${t.droppedBlocks} trimmed/deleted block(s), ${bytes(t.droppedBytes)}`,
+  );
+  if (plan.sso) {
+    out.push(
+      `  new SSO: ${plan.sso.ranges.length} stream(s), ${bytes(plan.sso.dataSize)} in ${plan.sso.blocks} block(s), ` +
+        `iterations ${plan.sso.firstIteration}..${plan.sso.closesIn}`,
+    );
+  } else {
+    out.push('  new SSO: none');
+  }
+  out.push(`  stream objects: ${plan.streamObjects.length}, ${bytes(t.soBytes)}`);
+  for (const so of plan.streamObjects.slice(0, maxLines)) {
+    out.push(`    #${so.index} stream ${so.streamId} [${so.startOffset}, ${so.endOffset}) ${bytes(so.dataSize)}, iteration ${so.iteration}`);
+  }
+  if (plan.streamObjects.length > maxLines) out.push(`    … ${plan.streamObjects.length - maxLines} more`);
+  out.push(`  iterations: ${plan.iterations.length} (memoryLimit ${bytes(plan.memoryLimit)}, partSize ${bytes(plan.partSize)})`);
+  for (const it of plan.iterations.slice(0, maxLines)) {
+    out.push(`    #${it.index}: ${it.blocks.length} block(s), ${bytes(it.bytes)} + SSO tail ${bytes(it.tailBefore)}`);
+  }
+  if (plan.iterations.length > maxLines) out.push(`    … ${plan.iterations.length - maxLines} more`);
+  if (plan.untouched.length) out.push(`  untouched (no stream shared): ${list(plan.untouched, maxLines)}`);
+  for (const [title, xs] of [
+    ['skipped', plan.skipped],
+    ['deferred to a later run', plan.deferred],
+  ] as const) {
+    if (!xs.length) continue;
+    out.push(`  ${title}: ${xs.length}`);
+    for (const x of xs.slice(0, maxLines)) out.push(`    object ${x.objectId} (${x.key}): ${x.reason}`);
+    if (xs.length > maxLines) out.push(`    … ${xs.length - maxLines} more`);
+  }
+  return out.join('\n');
+}
