@@ -1,0 +1,141 @@
+/**
+ * The three pipeline actors as the worker threads run them: each builds its own S3 client from
+ * plain configuration (threads cannot share one), wires its credit channels, and hands the work
+ * to the logic in reader.ts, merger.ts and uploader.ts. A failure goes to the supervisor as a
+ * typed `failed` message at once; on cancel every actor gives back the bytes it holds.
+ */
+import type { Actor } from './runtime/actor-context.js';
+import { CreditReceiver, CreditSender } from './runtime/credit-channel.js';
+import type {
+  DurableUpload,
+  MergerToUploader,
+  OutputSpec,
+  PipelineSettings,
+  ReaderReport,
+  ReaderToMerger,
+  SupervisorToMerger,
+  SupervisorToReader,
+  UploaderReport,
+} from '../messages/pipeline.js';
+import { S3Storage } from '../storage/s3-storage.js';
+import { deferred, type Deferred } from '../util/async.js';
+import { Merger } from './merger.js';
+import { Reader } from './reader.js';
+import { Uploader } from './uploader.js';
+
+export interface ReaderInit {
+  settings: PipelineSettings;
+}
+
+export interface MergerInit {
+  settings: PipelineSettings;
+  outputs: OutputSpec[];
+  /** Credit the merger grants the reader: the budget bounds it, the window only bounds queues. */
+  inWindow: number;
+}
+
+export interface UploaderInit {
+  settings: PipelineSettings;
+  outputs: OutputSpec[];
+  resume: DurableUpload | undefined;
+  inWindow: number;
+}
+
+/** Bytes a cancelled actor waits for still-travelling messages before it gives up on them. */
+const DRAIN_TIMEOUT_MS = 1_000;
+
+export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = async (ctx) => {
+  const { settings } = ctx.init;
+  const storage = S3Storage.fromConfig(settings.storage);
+  const out = new CreditSender<ReaderToMerger>(ctx.port('out'), { signal: ctx.signal, name: 'reader→merger' });
+  const reader = new Reader(storage, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, { report: (m) => ctx.send(m) }, settings);
+  try {
+    for await (const msg of ctx.messages()) {
+      try {
+        await reader.runIteration(msg.iteration, msg.segments, ctx.signal);
+      } catch (err) {
+        if (!ctx.signal.aborted) ctx.fail(err, msg.iteration);
+      }
+    }
+  } finally {
+    reader.releaseHeld();
+    out.close();
+    storage.close();
+  }
+};
+
+export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (ctx) => {
+  const input = new CreditReceiver<ReaderToMerger>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'reader→merger' });
+  const out = new CreditSender<MergerToUploader>(ctx.port('out'), { signal: ctx.signal, name: 'merger→uploader' });
+  const merger = new Merger(ctx.init.outputs, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, (bytes) => input.grant(bytes));
+  // Bytes of iteration i arrive only after the reader got iteration i's start, but that start
+  // and the merger's come on different ports: data waits here for its iteration's start.
+  const started = new Map<number, Deferred<void>>();
+  const startOf = (i: number) => {
+    let d = started.get(i);
+    if (!d) started.set(i, (d = deferred<void>()));
+    return d;
+  };
+  const control = (async () => {
+    for await (const msg of ctx.messages()) {
+      merger.startIteration(msg.iteration, msg.segments);
+      startOf(msg.iteration).resolve();
+      try {
+        await merger.flush();
+      } catch (err) {
+        if (!ctx.signal.aborted) ctx.fail(err, msg.iteration);
+      }
+    }
+  })();
+  try {
+    for await (const d of input) {
+      await startOf(d.msg.iteration).promise;
+      try {
+        await merger.accept(d.msg);
+      } catch (err) {
+        if (!ctx.signal.aborted) ctx.fail(err, d.msg.iteration);
+      }
+    }
+  } catch (err) {
+    if (!ctx.signal.aborted) ctx.fail(err);
+  } finally {
+    merger.releaseHeld();
+    // Whatever the reader sent that was never accepted is still counted: give it back.
+    await input.drain((d) => ctx.budget.release(d.bytes), { timeoutMs: DRAIN_TIMEOUT_MS }).catch(() => {});
+    out.close();
+    await control.catch(() => {});
+  }
+};
+
+export const uploaderActor: Actor<UploaderInit, never, UploaderReport> = async (ctx) => {
+  const { settings } = ctx.init;
+  const storage = S3Storage.fromConfig(settings.storage);
+  const input = new CreditReceiver<MergerToUploader>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'merger→uploader' });
+  const uploader = new Uploader(
+    ctx.init.outputs,
+    ctx.init.resume,
+    storage,
+    ctx.budget,
+    { report: (m) => ctx.send(m) },
+    settings,
+    ctx.signal,
+    (bytes) => input.grant(bytes),
+    (err) => ctx.fail(err),
+  );
+  try {
+    for await (const d of input) {
+      try {
+        await uploader.handle(d.msg);
+      } catch (err) {
+        if (!ctx.signal.aborted) ctx.fail(err, 'iteration' in d.msg ? d.msg.iteration : undefined);
+      }
+    }
+  } catch (err) {
+    if (!ctx.signal.aborted) ctx.fail(err);
+  } finally {
+    await uploader.settle();
+    uploader.releaseHeld();
+    await input.drain((d) => d.bytes > 0 && ctx.budget.release(d.bytes), { timeoutMs: DRAIN_TIMEOUT_MS }).catch(() => {});
+    storage.close();
+  }
+};

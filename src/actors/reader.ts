@@ -1,0 +1,83 @@
+/**
+ * Reader actor: range GETs of an iteration's segments. Adjacent segments of one source object are
+ * coalesced into one GET of at most `maxGetSize`; at most `readsInFlight` GETs run at once, and
+ * each holds its bytes against the shared memory budget from before it is issued until the
+ * uploader has uploaded them.
+ */
+import type { ReaderReport, ReaderToMerger, ReadPiece, Segment } from '../messages/pipeline.js';
+import type { ObjectStorage } from '../storage/types.js';
+import { forEachConcurrent } from '../util/async.js';
+import type { BudgetView, Outbox, Reporter } from './io.js';
+
+export interface ReadRequest {
+  key: string;
+  start: number;
+  end: number;
+  pieces: ReadPiece[];
+  /** Smallest output position among its pieces: GETs are issued in output order. */
+  firstSeq: number;
+}
+
+/** Coalesces segments into GETs: same key, adjacent bytes, at most `maxGetSize` each. */
+export function planReads(segments: readonly Segment[], maxGetSize: number): ReadRequest[] {
+  const byKey = new Map<string, Segment[]>();
+  for (const s of segments) {
+    let list = byKey.get(s.key);
+    if (!list) byKey.set(s.key, (list = []));
+    list.push(s);
+  }
+  const reads: ReadRequest[] = [];
+  for (const [key, list] of byKey) {
+    list.sort((a, b) => a.srcPos - b.srcPos);
+    let cur: ReadRequest | undefined;
+    for (const s of list) {
+      if (!cur || s.srcPos !== cur.end || s.srcPos + s.size - cur.start > maxGetSize) {
+        cur = { key, start: s.srcPos, end: s.srcPos, pieces: [], firstSeq: s.seq };
+        reads.push(cur);
+      }
+      cur.pieces.push({ seq: s.seq, offset: s.srcPos - cur.start, size: s.size });
+      cur.end = s.srcPos + s.size;
+      cur.firstSeq = Math.min(cur.firstSeq, s.seq);
+    }
+  }
+  return reads.sort((a, b) => a.firstSeq - b.firstSeq);
+}
+
+export class Reader {
+  /** Budget bytes acquired and not yet handed to the merger: released here on failure. */
+  private held = 0;
+
+  constructor(
+    private readonly storage: ObjectStorage,
+    private readonly budget: BudgetView,
+    private readonly out: Outbox<ReaderToMerger>,
+    private readonly reporter: Reporter<ReaderReport>,
+    private readonly settings: { maxGetSize: number; readsInFlight: number; acquireTimeoutMs: number },
+  ) {}
+
+  async runIteration(iteration: number, segments: readonly Segment[], signal: AbortSignal): Promise<void> {
+    const reads = planReads(segments, this.settings.maxGetSize);
+    await forEachConcurrent(
+      reads,
+      this.settings.readsInFlight,
+      async (r, _i, lane) => {
+        const size = r.end - r.start;
+        await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
+        this.held += size;
+        const bytes = await this.storage.getRange(r.key, r.start, r.end, { signal: lane });
+        this.reporter.report({ type: 'progress', iteration, bytesRead: size });
+        // The storage layer returns an unpooled buffer of exactly this GET: it moves, never copies.
+        const buffer = bytes.buffer as ArrayBuffer;
+        await this.out.send({ type: 'read', iteration, buffer, pieces: r.pieces }, size, [buffer]);
+        this.held -= size;
+      },
+      signal,
+    );
+  }
+
+  /** Gives back every byte this reader holds. Safe to call more than once. */
+  releaseHeld(): void {
+    if (this.held > 0) this.budget.release(this.held);
+    this.held = 0;
+  }
+}

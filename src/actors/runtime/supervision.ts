@@ -1,0 +1,83 @@
+import type { Observer } from 'rxjs';
+import { AbortError, toCompactorError, type CompactorError } from '../../errors.js';
+import { abortReason, backoffDelay, linkedController, sleep } from '../../util/async.js';
+
+/**
+ * Restart policy of the supervisor: run `attemptFn`; a retryable failure restarts it after an
+ * exponential backoff (full jitter) up to `maxAttempts` attempts, a fatal failure fails at once.
+ * Every step is published on `events` (an rxjs Subject/Observer) so tests and progress
+ * reporting can observe it.
+ */
+
+export type SupervisionEvent =
+  | { type: 'attempt.started'; attempt: number }
+  | { type: 'attempt.succeeded'; attempt: number }
+  | { type: 'attempt.failed'; attempt: number; retryable: boolean; error: CompactorError }
+  | { type: 'restart.scheduled'; attempt: number; nextAttempt: number; delayMs: number }
+  | { type: 'gave.up'; attempt: number; reason: 'fatal' | 'exhausted' | 'aborted'; error: CompactorError };
+
+export interface RestartOptions {
+  /** Attempts in total (first one included). ≥ 1. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** Default: the error's `retryable` flag (after `toCompactorError`). */
+  isRetryable?: (err: CompactorError) => boolean;
+  /** Aborts the current attempt (its signal) and the backoff wait; the run rejects with AbortError. */
+  signal?: AbortSignal;
+  events?: Partial<Observer<SupervisionEvent>>;
+  /** Delay before restart `attempt + 1` (default: `backoffDelay(attempt, baseDelayMs, maxDelayMs)`). */
+  delayFor?: (attempt: number) => number;
+}
+
+/** `attemptFn(attempt, signal)` with attempt numbers from 1. Resolves with the first success. */
+export async function runWithRestarts<T>(attemptFn: (attempt: number, signal: AbortSignal) => Promise<T>, options: RestartOptions): Promise<T> {
+  const { maxAttempts, baseDelayMs, maxDelayMs, signal, events } = options;
+  if (!Number.isSafeInteger(maxAttempts) || maxAttempts < 1) throw new TypeError(`runWithRestarts: maxAttempts must be a positive integer, got ${maxAttempts}`);
+  const isRetryable = options.isRetryable ?? ((e: CompactorError) => e.retryable);
+  const delayFor = options.delayFor ?? ((attempt: number) => backoffDelay(attempt, baseDelayMs, maxDelayMs));
+  const emit = (e: SupervisionEvent): void => events?.next?.(e);
+
+  for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) {
+      const error = abortReason(signal);
+      emit({ type: 'gave.up', attempt: attempt - 1, reason: 'aborted', error });
+      throw error;
+    }
+    emit({ type: 'attempt.started', attempt });
+    const link = linkedController(signal);
+    try {
+      const value = await attemptFn(attempt, link.controller.signal);
+      emit({ type: 'attempt.succeeded', attempt });
+      return value;
+    } catch (err) {
+      const error = signal?.aborted ? abortReason(signal) : toCompactorError(err);
+      if (signal?.aborted) {
+        emit({ type: 'attempt.failed', attempt, retryable: false, error });
+        emit({ type: 'gave.up', attempt, reason: 'aborted', error });
+        throw error;
+      }
+      const retryable = isRetryable(error);
+      emit({ type: 'attempt.failed', attempt, retryable, error });
+      if (!retryable) {
+        emit({ type: 'gave.up', attempt, reason: 'fatal', error });
+        throw error;
+      }
+      if (attempt >= maxAttempts) {
+        emit({ type: 'gave.up', attempt, reason: 'exhausted', error });
+        throw error;
+      }
+      const delayMs = delayFor(attempt);
+      emit({ type: 'restart.scheduled', attempt, nextAttempt: attempt + 1, delayMs });
+      try {
+        await sleep(delayMs, signal);
+      } catch (abortErr) {
+        const e = abortErr instanceof Error ? toCompactorError(abortErr) : new AbortError();
+        emit({ type: 'gave.up', attempt, reason: 'aborted', error: e });
+        throw e;
+      }
+    } finally {
+      link.dispose();
+    }
+  }
+}

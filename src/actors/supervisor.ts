@@ -1,0 +1,259 @@
+/**
+ * The supervisor: runs a plan's iterations in order on the reader → merger → uploader actors.
+ *
+ * Control comes back only as typed messages. When an actor fails (a storage error from the
+ * uploader, a crash, a missed heartbeat, a deadline), the supervisor cancels the whole iteration
+ * upstream: every actor aborts its requests and gives back its bytes, and whatever a dead actor
+ * held is reclaimed from the budget. Then it restarts the iteration on fresh actors after a
+ * backoff (retryable error, bounded attempts), resuming the SSO's upload from its last durable
+ * part, or fails the run, aborting every unfinished multipart upload.
+ *
+ * The end of an iteration waits only for the uploads of full parts and of objects that close in
+ * it; the SSO's tail stays with the uploader (counted in the budget) until the SSO closes.
+ */
+import { MessageChannel } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Subscription } from 'rxjs';
+import { CompactorError, toCompactorError } from '../errors.js';
+import type { CompactorEvent } from '../compactor/events.js';
+import type { ResolvedCompactorOptions } from '../compactor/options.js';
+import {
+  destKey,
+  type DurableUpload,
+  type PipelineSettings,
+  type ReaderReport,
+  type SupervisorToMerger,
+  type SupervisorToReader,
+  type UploaderReport,
+} from '../messages/pipeline.js';
+import type { CompactionPlan } from '../plan/types.js';
+import type { ObjectStorage } from '../storage/types.js';
+import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
+import type { MemoryBudget } from './runtime/memory-budget.js';
+import { runWithRestarts } from './runtime/supervision.js';
+import type { MergerInit, ReaderInit, UploaderInit } from './pipeline-actors.js';
+import { iterationSegments, outputSpecs } from './segments.js';
+import { withDeadline } from '../util/async.js';
+
+const ACTORS_MODULE = new URL(import.meta.url.endsWith('.ts') ? './pipeline-actors.ts' : './pipeline-actors.js', import.meta.url);
+
+export interface SupervisorDeps {
+  storage: ObjectStorage;
+  budget: MemoryBudget;
+  options: ResolvedCompactorOptions;
+  emit: (e: CompactorEvent) => void;
+  logger: Logger;
+}
+
+export interface ExecutionResult {
+  /** Sizes of the completed output objects, by `destKey` ('sso', 'so:<index>'). */
+  objectSizes: Map<string, number>;
+  iterations: number;
+  restarts: number;
+  bytesRead: number;
+  bytesWritten: number;
+}
+
+interface Actors {
+  reader: ActorHandle<SupervisorToReader, ReaderReport>;
+  merger: ActorHandle<SupervisorToMerger, never>;
+  uploader: ActorHandle<never, UploaderReport>;
+  subscriptions: Subscription[];
+}
+
+/** What one run knows about its uploads, from the uploader's reports. */
+class RunState {
+  readonly objectSizes = new Map<string, number>();
+  readonly open = new Map<string, { key: string; uploadId: string }>();
+  sso: { uploadId: string; parts: Map<number, string>; durableBytes: number } | undefined;
+  bytesRead = 0;
+  bytesWritten = 0;
+
+  /** The SSO's durable parts as a fresh uploader resumes them: the complete prefix only. */
+  durable(partSize: number): DurableUpload | undefined {
+    if (!this.sso) return undefined;
+    const count = Math.floor(this.sso.durableBytes / partSize);
+    const parts: { partNumber: number; etag: string }[] = [];
+    for (let n = 1; n <= count; n++) parts.push({ partNumber: n, etag: this.sso.parts.get(n)! });
+    return { uploadId: this.sso.uploadId, parts, durableBytes: this.sso.durableBytes };
+  }
+}
+
+export class Supervisor {
+  private pool: ActorPool | undefined;
+
+  constructor(private readonly deps: SupervisorDeps) {}
+
+  private actorPool(): ActorPool {
+    const { options, budget } = this.deps;
+    this.pool ??= new ActorPool({ threads: options.threads, budget, heartbeatTimeoutMs: options.heartbeatTimeoutMs });
+    return this.pool;
+  }
+
+  async execute(req: { runId: number; plan: CompactionPlan; ssoId: number; soIds: readonly number[]; signal: AbortSignal }): Promise<ExecutionResult> {
+    const { plan, runId, signal } = req;
+    const { storage, options, budget, emit, logger } = this.deps;
+    const outputs = outputSpecs(plan, (id) => storage.keyOf(id), req.ssoId, req.soIds);
+    const settings: PipelineSettings = {
+      storage: await storage.workerConfig(),
+      partSize: options.partSize,
+      maxGetSize: Math.min(options.maxGetSize, options.memoryLimit),
+      readsInFlight: options.readsInFlight,
+      partsInFlight: options.partsInFlight,
+      partAttempts: options.partAttempts,
+      retryBaseDelayMs: options.retryBaseDelayMs,
+      // The plan fits the budget, so an acquire waits only on a bug: bound it like the iteration.
+      acquireTimeoutMs: options.iterationTimeoutMs,
+    };
+    const state = new RunState();
+    let actors: Actors | undefined;
+    let restarts = 0;
+    /** SSO bytes the current uploader has (in parts or buffered): where the next iteration starts. */
+    let ssoHave = 0;
+
+    const spawn = (): Actors => {
+      const pool = this.actorPool();
+      const r2m = new MessageChannel();
+      const m2u = new MessageChannel();
+      const mergerWindow = Math.max(options.memoryLimit, settings.maxGetSize);
+      const uploaderWindow = Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize);
+      const reader = pool.spawn<ReaderInit, SupervisorToReader, ReaderReport>(ACTORS_MODULE, 'readerActor', { settings }, { name: `reader(run ${runId})`, ports: { out: r2m.port1 } });
+      const merger = pool.spawn<MergerInit, SupervisorToMerger, never>(
+        ACTORS_MODULE,
+        'mergerActor',
+        { settings, outputs, inWindow: mergerWindow },
+        { name: `merger(run ${runId})`, ports: { in: r2m.port2, out: m2u.port1 } },
+      );
+      const uploader = pool.spawn<UploaderInit, never, UploaderReport>(
+        ACTORS_MODULE,
+        'uploaderActor',
+        { settings, outputs: outputs.filter((o) => !state.objectSizes.has(destKey(o.dest))), resume: state.durable(options.partSize), inWindow: uploaderWindow },
+        { name: `uploader(run ${runId})`, ports: { in: m2u.port2 } },
+      );
+      const subscriptions = [
+        reader.events$.subscribe((m) => {
+          if (m.type === 'progress' && m.bytesRead) {
+            state.bytesRead += m.bytesRead;
+            emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten });
+          }
+        }),
+        uploader.events$.subscribe((m) => {
+          switch (m.type) {
+            case 'upload.started':
+              state.open.set(destKey(m.dest), { key: m.key, uploadId: m.uploadId });
+              if (m.dest.kind === 'sso') state.sso = { uploadId: m.uploadId, parts: new Map(), durableBytes: 0 };
+              return;
+            case 'part.done':
+              if (m.dest.kind === 'sso' && state.sso) {
+                state.sso.parts.set(m.partNumber, m.etag);
+                state.sso.durableBytes = Math.max(state.sso.durableBytes, m.durableBytes);
+              }
+              return;
+            case 'object.done':
+              state.objectSizes.set(destKey(m.dest), m.objectSize);
+              state.open.delete(destKey(m.dest));
+              state.bytesWritten += m.objectSize;
+              emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten });
+              return;
+            default:
+              return;
+          }
+        }),
+      ];
+      return { reader, merger, uploader, subscriptions };
+    };
+
+    const teardown = async (a: Actors): Promise<void> => {
+      await cancelAll([a.reader, a.merger, a.uploader], { deadlineMs: options.cancelTimeoutMs }).catch(() => {});
+      for (const s of a.subscriptions) s.unsubscribe();
+    };
+
+    const runIteration = async (i: number, attempt: number, attemptSignal: AbortSignal): Promise<void> => {
+      actors ??= spawn();
+      const a = actors;
+      const segments = iterationSegments(plan, i, ssoHave);
+      emit({ type: 'iteration.started', runId, iteration: i, attempt });
+      const done = a.uploader.waitFor('iteration.done', { filter: (m) => m.iteration === i, signal: attemptSignal });
+      const failed = firstFailure([a.reader, a.merger, a.uploader]).then(({ error }) => {
+        throw error;
+      });
+      a.merger.send({ type: 'iteration.start', iteration: i, segments });
+      a.reader.send({ type: 'iteration.start', iteration: i, segments });
+      await withDeadline(Promise.race([done, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, attemptSignal);
+      emit({ type: 'iteration.finished', runId, iteration: i, attempt });
+    };
+
+    try {
+      for (let i = 0; i < plan.iterations.length; i++) {
+        await runWithRestarts(
+          async (attempt, attemptSignal) => {
+            try {
+              await runIteration(i, attempt, attemptSignal);
+            } catch (err) {
+              // Cancel upstream and start over on fresh actors: nothing of this attempt survives
+              // but the SSO's durable parts.
+              if (actors) await teardown(actors);
+              actors = undefined;
+              budget.reclaimAll();
+              await this.abortUploads(state, (k) => k !== 'sso', runId);
+              ssoHave = state.sso?.durableBytes ?? 0;
+              throw err;
+            }
+          },
+          {
+            maxAttempts: options.maxIterationAttempts,
+            baseDelayMs: options.retryBaseDelayMs,
+            maxDelayMs: options.retryMaxDelayMs,
+            signal,
+            events: {
+              next: (e) => {
+                if (e.type === 'attempt.failed') {
+                  const willRetry = e.retryable && e.attempt < options.maxIterationAttempts && !signal.aborted;
+                  logger.warn({ runId, iteration: i, attempt: e.attempt, err: e.error, willRetry }, 'iteration failed');
+                  emit({ type: 'iteration.failed', runId, iteration: i, attempt: e.attempt, error: e.error, willRetry, delayMs: 0 });
+                }
+                if (e.type === 'restart.scheduled') restarts++;
+              },
+            },
+          },
+        );
+        ssoHave = plan.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
+      }
+      for (const o of outputs) {
+        if (!state.objectSizes.has(destKey(o.dest))) {
+          throw new CompactorError('ERR_INTERNAL', `output ${o.key} was not completed although every iteration finished`);
+        }
+      }
+      return { objectSizes: state.objectSizes, iterations: plan.iterations.length, restarts, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten };
+    } catch (err) {
+      await this.abortUploads(state, () => true, runId);
+      // Complete outputs of a failed run are never committed: remove them now (GC would later).
+      const done = outputs.filter((o) => state.objectSizes.has(destKey(o.dest))).map((o) => o.key);
+      if (done.length > 0) await storage.deleteObjects(done).catch(() => {});
+      throw toCompactorError(err);
+    } finally {
+      if (actors) await teardown(actors);
+      budget.reclaimAll();
+    }
+  }
+
+  /** Aborts unfinished multipart uploads (idempotent); a failure here is left to GC. */
+  private async abortUploads(state: RunState, which: (destKey: string) => boolean, runId: number): Promise<void> {
+    for (const [k, u] of [...state.open]) {
+      if (!which(k)) continue;
+      state.open.delete(k);
+      if (k === 'sso') state.sso = undefined;
+      await this.deps.storage.abortMultipartUpload(u.key, u.uploadId).then(
+        () => this.deps.emit({ type: 'upload.aborted', runId, key: u.key }),
+        (err: unknown) => this.deps.logger.warn({ err, key: u.key }, 'abort of a multipart upload failed; garbage collection will remove it'),
+      );
+    }
+  }
+
+  /** Ends every worker thread. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.close();
+  }
+}

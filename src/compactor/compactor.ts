@@ -1,0 +1,230 @@
+import { Subject, type Observable } from 'rxjs';
+import { pino, type Logger } from 'pino';
+import { AbortError, StateError, toCompactorError, type CompactorError } from '../errors.js';
+import { readObjectIndex } from '../format/index.js';
+import type { MetadataStore, StreamSetObjectMetadata } from '../metadata/types.js';
+import { checkCoverage, planCompaction } from '../plan/index.js';
+import type { CompactionPlan, PlanInputObject } from '../plan/types.js';
+import type { ObjectStorage } from '../storage/types.js';
+import { forEachConcurrent, linkedController } from '../util/async.js';
+import { Supervisor, type ExecutionResult } from '../actors/supervisor.js';
+import { MemoryBudget } from '../actors/runtime/index.js';
+import type { CompactionReport, CompactorEvent } from './events.js';
+import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
+import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
+
+/**
+ * Compacts one node's stream set objects. `compactOnce()` runs one compaction: plan on this
+ * thread (index reads and pure planning), execute on the actor pipeline's worker threads, then
+ * check coverage and commit atomically. `start()` schedules runs; `close()` cancels what runs and
+ * ends every worker thread.
+ */
+export class Compactor {
+  readonly options: ResolvedCompactorOptions;
+  readonly storage: ObjectStorage;
+  readonly metadata: MetadataStore;
+  /** Shared by every thread of this compactor: object bytes held anywhere in the pipeline. */
+  readonly budget: MemoryBudget;
+  private readonly events = new Subject<CompactorEvent>();
+  readonly events$: Observable<CompactorEvent> = this.events.asObservable();
+  private readonly logger: Logger;
+  private readonly supervisor: Supervisor;
+  private readonly lifetime = new AbortController();
+  private running: Promise<CompactionReport> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private runIds = 0;
+  private closed = false;
+
+  constructor(opts: CompactorOptions) {
+    this.options = resolveCompactorOptions(opts);
+    this.storage = opts.storage;
+    this.metadata = opts.metadata;
+    this.logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+    this.budget = new MemoryBudget(this.options.memoryLimit);
+    this.supervisor = new Supervisor({
+      storage: this.storage,
+      budget: this.budget,
+      options: this.options,
+      emit: (e) => this.events.next(e),
+      logger: this.logger,
+    });
+  }
+
+  /** One compaction run. Rejects with a typed error; never leaves a wait behind. */
+  async compactOnce(opts: { signal?: AbortSignal } = {}): Promise<CompactionReport> {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
+    if (this.running) throw new StateError('ERR_BUSY', 'a compaction run is already in progress on this compactor');
+    const { controller, dispose } = linkedController(opts.signal, this.lifetime.signal);
+    const p = this.run(controller.signal).finally(() => {
+      dispose();
+      this.running = undefined;
+    });
+    this.running = p;
+    return p;
+  }
+
+  private async run(signal: AbortSignal): Promise<CompactionReport> {
+    const runId = ++this.runIds;
+    const started = Date.now();
+    const log = this.logger.child({ runId, nodeId: this.options.nodeId });
+    this.events.next({ type: 'run.started', runId });
+    try {
+      await this.deleteDue(signal);
+      const { plan, objects } = await this.plan(signal);
+      this.events.next({
+        type: 'run.planned',
+        runId,
+        iterations: plan.iterations.length,
+        bytesToRead: plan.totals.bytesToRead,
+        compactedObjects: plan.compactedObjectIds.length,
+        streamObjects: plan.streamObjects.length,
+        skipped: plan.skipped.length,
+        deferred: plan.deferred.length,
+      });
+      log.info({ iterations: plan.iterations.length, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
+      const base = {
+        skipped: plan.skipped.map((s) => ({ objectId: s.objectId, reason: s.reason })),
+        deferred: plan.deferred.map((s) => ({ objectId: s.objectId, reason: s.reason })),
+      };
+      if (plan.compactedObjectIds.length === 0) {
+        return { committed: false, newObjectId: -1, streamObjects: [], compactedObjectIds: [], ...base, iterations: 0, restarts: 0, bytesRead: 0, bytesWritten: 0, durationMs: Date.now() - started, peakBudgetBytes: 0 };
+      }
+      const outputCount = (plan.sso ? 1 : 0) + plan.streamObjects.length;
+      const firstId = outputCount > 0 ? await this.metadata.prepareObjectIds(outputCount) : -1;
+      const ssoId = plan.sso ? firstId : -1;
+      const soIds = plan.streamObjects.map((_, i) => firstId + (plan.sso ? 1 : 0) + i);
+      this.budget.resetHighWater();
+      const result: ExecutionResult =
+        plan.iterations.length > 0
+          ? await this.supervisor.execute({ runId, plan, ssoId, soIds, signal })
+          : { objectSizes: new Map(), iterations: 0, restarts: 0, bytesRead: 0, bytesWritten: 0 };
+      try {
+        // Stream metadata may have moved on while the run read and wrote: check the plan again
+        // against what is true now, just before the commit.
+        const fresh = await this.metadata.getStreams([...new Set(objects.flatMap((o) => o.meta.ranges.map((r) => r.streamId)))]);
+        checkCoverage(plan, { objects, streams: fresh });
+        const streamObjects = plan.streamObjects.map((so, i) => ({
+          objectId: soIds[i]!,
+          streamId: so.streamId,
+          startOffset: so.startOffset,
+          endOffset: so.endOffset,
+          objectSize: result.objectSizes.get(`so:${i}`) ?? 0,
+        }));
+        await this.metadata.commitStreamSetObject({
+          nodeId: this.options.nodeId,
+          objectId: ssoId,
+          objectSize: plan.sso ? (result.objectSizes.get('sso') ?? 0) : 0,
+          streamRanges: plan.sso ? plan.sso.ranges : [],
+          streamObjects,
+          compactedObjectIds: plan.compactedObjectIds,
+          ...(plan.orderId !== null ? { orderId: plan.orderId } : {}),
+          ...(plan.dataTimeMs !== null ? { dataTimeMs: plan.dataTimeMs } : {}),
+        });
+        const report: CompactionReport = {
+          committed: true,
+          newObjectId: ssoId,
+          streamObjects,
+          compactedObjectIds: plan.compactedObjectIds,
+          ...base,
+          iterations: result.iterations,
+          restarts: result.restarts,
+          bytesRead: result.bytesRead,
+          bytesWritten: result.bytesWritten,
+          durationMs: Date.now() - started,
+          peakBudgetBytes: this.budget.highWater,
+        };
+        this.events.next({ type: 'run.committed', runId, report });
+        log.info({ durationMs: report.durationMs, restarts: report.restarts, bytesWritten: report.bytesWritten }, 'committed');
+        return report;
+      } catch (err) {
+        // Complete but uncommitted outputs are leftovers: remove them now (GC would, later).
+        const keys = [...result.objectSizes.keys()].map((d) => this.storage.keyOf(d === 'sso' ? ssoId : soIds[Number(d.slice(3))]!));
+        await this.storage.deleteObjects(keys).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      const error = toCompactorError(err);
+      this.events.next({ type: 'run.failed', runId, error });
+      log.warn({ err: error }, 'compaction run failed');
+      throw error;
+    }
+  }
+
+  /** Picks candidates, reads their indexes in parallel and plans. Pure planning, no writes. */
+  async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
+    const { nodeId, maxObjectsPerRun, indexReadConcurrency } = this.options;
+    const all = await this.metadata.listStreamSetObjects({ nodeId });
+    const candidates = [...all].sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId).slice(0, maxObjectsPerRun);
+    const objects: PlanInputObject[] = new Array(candidates.length);
+    await forEachConcurrent(
+      candidates,
+      indexReadConcurrency,
+      async (meta: StreamSetObjectMetadata, i, lane) => {
+        const key = this.storage.keyOf(meta.objectId);
+        try {
+          const index = await readObjectIndex((s, e) => this.storage.getRange(key, s, e, { signal: lane }), meta.objectSize, key);
+          objects[i] = { meta, key, index };
+        } catch (err) {
+          const e = toCompactorError(err);
+          // A cancelled run is not an unreadable object.
+          if (e.code === 'ERR_ABORTED') throw e;
+          objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}` } };
+        }
+      },
+      signal,
+    );
+    const streamIds = [...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))];
+    const streams = await this.metadata.getStreams(streamIds);
+    const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options });
+    if (all.length > candidates.length) {
+      for (const o of all) {
+        if (!candidates.includes(o)) plan.deferred.push({ objectId: o.objectId, key: this.storage.keyOf(o.objectId), reason: `more than maxObjectsPerRun (${maxObjectsPerRun}) objects wait` });
+      }
+    }
+    return { plan, objects };
+  }
+
+  private async deleteDue(signal: AbortSignal): Promise<void> {
+    const ids = await deleteDueObjects(this.storage, this.metadata, { signal });
+    if (ids.length > 0) this.events.next({ type: 'objects.deleted', objectIds: ids });
+  }
+
+  /** Removes leftovers of killed runs and failed ingests (see `collectGarbage`). */
+  async gc(opts: GarbageCollectionOptions = {}): Promise<GarbageCollectionReport> {
+    return collectGarbage(this.storage, this.metadata, { safetyAgeMs: this.options.gcSafetyAgeMs, ...opts });
+  }
+
+  /** Runs every `interval`, and again after `soonInterval` when a run left objects waiting. */
+  start(): void {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
+    if (this.timer) return;
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (this.closed) return;
+      this.compactOnce().then(
+        (r) => this.schedule(r.deferred.length > 0 ? this.options.soonInterval : this.options.interval),
+        (err: CompactorError) => {
+          if (!this.closed && err.code !== 'ERR_BUSY') this.logger.warn({ err }, 'scheduled compaction failed');
+          if (!this.closed) this.schedule(this.options.interval);
+        },
+      );
+    }, delayMs);
+    this.timer.unref?.();
+  }
+
+  /** Stops scheduling, cancels a run in progress, waits for it to settle and ends the worker threads. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.lifetime.abort(new AbortError('the compactor was closed'));
+    await this.running?.catch(() => {});
+    await this.supervisor.close();
+    this.events.complete();
+  }
+}

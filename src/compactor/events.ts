@@ -1,0 +1,41 @@
+import type { CompactorError } from '../errors.js';
+
+/** Progress and failure events of a compactor, on `compactor.events$`. */
+export type CompactorEvent =
+  | { type: 'run.started'; runId: number }
+  | {
+      type: 'run.planned';
+      runId: number;
+      iterations: number;
+      bytesToRead: number;
+      compactedObjects: number;
+      streamObjects: number;
+      skipped: number;
+      deferred: number;
+    }
+  | { type: 'iteration.started'; runId: number; iteration: number; attempt: number }
+  | { type: 'iteration.finished'; runId: number; iteration: number; attempt: number }
+  | { type: 'iteration.failed'; runId: number; iteration: number; attempt: number; error: CompactorError; willRetry: boolean; delayMs: number }
+  | { type: 'bytes'; runId: number; bytesRead: number; bytesWritten: number }
+  | { type: 'upload.aborted'; runId: number; key: string }
+  | { type: 'run.committed'; runId: number; report: CompactionReport }
+  | { type: 'run.failed'; runId: number; error: CompactorError }
+  | { type: 'objects.deleted'; objectIds: number[] };
+
+export interface CompactionReport {
+  committed: boolean;
+  /** The new SSO, or -1 when the run made none. */
+  newObjectId: number;
+  streamObjects: { objectId: number; streamId: number; startOffset: number; endOffset: number; objectSize: number }[];
+  compactedObjectIds: number[];
+  skipped: { objectId: number; reason: string }[];
+  /** Objects left for a later run so this one fits its limits. */
+  deferred: { objectId: number; reason: string }[];
+  iterations: number;
+  restarts: number;
+  bytesRead: number;
+  bytesWritten: number;
+  durationMs: number;
+  /** The budget's high-water mark during the run. */
+  peakBudgetBytes: number;
+}

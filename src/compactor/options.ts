@@ -1,0 +1,101 @@
+import { OptionsError } from '../errors.js';
+import type { MetadataStore } from '../metadata/types.js';
+import { resolvePlannerOptions } from '../plan/options.js';
+import type { PlannerOptions } from '../plan/types.js';
+import type { ObjectStorage } from '../storage/types.js';
+import { checkNonNegativeInt, checkPositiveInt } from '../util/validate.js';
+import type { Logger } from 'pino';
+
+const MiB = 1024 * 1024;
+
+export interface CompactorOptions extends Partial<PlannerOptions> {
+  storage: ObjectStorage;
+  metadata: MetadataStore;
+  nodeId: number;
+  /** Time between scheduled runs (`start()`). Default 5 min. */
+  interval?: number;
+  /** Delay before the next scheduled run when objects were deferred. Default 5 s. */
+  soonInterval?: number;
+  /** Worker threads hosting the reader, merger and uploader actors. Default 3. */
+  threads?: number;
+  /** Attempts of one iteration, the first included, for retryable failures. Default 3. */
+  maxIterationAttempts?: number;
+  /** Base and cap of the backoff between iteration attempts. Defaults 200 ms and 5 s. */
+  retryBaseDelayMs?: number;
+  retryMaxDelayMs?: number;
+  /** Attempts of one part upload or request inside an actor, the first included. Default 3. */
+  partAttempts?: number;
+  /** Range GETs in flight per reader. Default 4. */
+  readsInFlight?: number;
+  /** Part uploads in flight per uploader. Default 4. */
+  partsInFlight?: number;
+  /** Largest coalesced range GET. Default 16 MiB. */
+  maxGetSize?: number;
+  /** Index reads in flight while planning. Default 16. */
+  indexReadConcurrency?: number;
+  /** An actor that sends no heartbeat for this long is unresponsive: it is killed and replaced. Default 5 s. */
+  heartbeatTimeoutMs?: number;
+  /** Deadline of one iteration attempt, however healthy its actors look. Default 10 min. */
+  iterationTimeoutMs?: number;
+  /** Deadline for an actor to acknowledge a cancel before it is killed. Default 2 s. */
+  cancelTimeoutMs?: number;
+  /** Unknown objects and unfinished uploads younger than this are kept by garbage collection. Default 1 h. */
+  gcSafetyAgeMs?: number;
+  logger?: Logger;
+}
+
+export interface ResolvedCompactorOptions extends PlannerOptions {
+  nodeId: number;
+  interval: number;
+  soonInterval: number;
+  threads: number;
+  maxIterationAttempts: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  partAttempts: number;
+  readsInFlight: number;
+  partsInFlight: number;
+  maxGetSize: number;
+  indexReadConcurrency: number;
+  heartbeatTimeoutMs: number;
+  iterationTimeoutMs: number;
+  cancelTimeoutMs: number;
+  gcSafetyAgeMs: number;
+}
+
+export const COMPACTOR_DEFAULTS = Object.freeze({
+  interval: 5 * 60_000,
+  soonInterval: 5_000,
+  threads: 3,
+  maxIterationAttempts: 3,
+  retryBaseDelayMs: 200,
+  retryMaxDelayMs: 5_000,
+  partAttempts: 3,
+  readsInFlight: 4,
+  partsInFlight: 4,
+  maxGetSize: 16 * MiB,
+  indexReadConcurrency: 16,
+  heartbeatTimeoutMs: 5_000,
+  iterationTimeoutMs: 10 * 60_000,
+  cancelTimeoutMs: 2_000,
+  gcSafetyAgeMs: 60 * 60_000,
+});
+
+/** Validates every option at the boundary; errors name the option and the fix. */
+export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompactorOptions {
+  if (typeof opts !== 'object' || opts === null) throw new OptionsError('options', 'must be an object');
+  if (!opts.storage || typeof opts.storage.getRange !== 'function') {
+    throw new OptionsError('storage', 'must be an S3Storage (or another ObjectStorage)');
+  }
+  if (!opts.metadata || typeof opts.metadata.commitStreamSetObject !== 'function') {
+    throw new OptionsError('metadata', 'must be a SqliteMetadataStore (or another MetadataStore)');
+  }
+  const planner = resolvePlannerOptions(opts);
+  const out: ResolvedCompactorOptions = { ...planner, ...COMPACTOR_DEFAULTS, nodeId: checkNonNegativeInt('nodeId', opts.nodeId) };
+  for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {
+    const v = opts[k];
+    if (v !== undefined) out[k] = checkPositiveInt(k, v);
+  }
+  if (out.threads < 3) throw new OptionsError('threads', `must be at least 3 (one each for the reader, merger and uploader), got ${out.threads}`);
+  return out;
+}

@@ -1,0 +1,4 @@
+export * from './types.js';
+export * from './transfer.js';
+export * from './control.js';
+export * from './typed-port.js';

@@ -1,0 +1,92 @@
+/**
+ * The compaction pipeline's messages: plan → reader → merger → uploader, with control coming
+ * back to the supervisor only as typed messages. Every union is closed, so a sender and a
+ * receiver that disagree fail to compile.
+ */
+import type { IndexEntry } from '../format/types.js';
+import type { S3StorageConfig } from '../storage/types.js';
+
+/** Where output bytes go: the run's one new SSO, or stream object number `index`. */
+export type Dest = { kind: 'sso' } | { kind: 'so'; index: number };
+
+export function destKey(d: Dest): string {
+  return d.kind === 'sso' ? 'sso' : `so:${d.index}`;
+}
+
+/**
+ * A byte range of a source object copied verbatim to a byte offset of an output. Normally one
+ * planned block; when a failed iteration resumes an upload from its last durable part, the first
+ * segment may start inside a block.
+ */
+export interface Segment {
+  /** Position in the iteration's output order. */
+  seq: number;
+  key: string;
+  srcPos: number;
+  size: number;
+  dest: Dest;
+  destOffset: number;
+}
+
+/** One output object of the run, as the merger and uploader need to know it. */
+export interface OutputSpec {
+  dest: Dest;
+  key: string;
+  /** Bytes of data blocks (index and footer excluded). */
+  dataSize: number;
+  /** Index entries with positions inside this output; regrouped by the merger at close. */
+  entries: IndexEntry[];
+  /** The iteration in which the output's last segment is emitted (and the object closes). */
+  closesIn: number;
+}
+
+/** What an upload already has on the server, so a restarted iteration resumes from there. */
+export interface DurableUpload {
+  uploadId: string;
+  parts: { partNumber: number; etag: string }[];
+  /** Data bytes in those parts: always a multiple of the part size. */
+  durableBytes: number;
+}
+
+export interface PipelineSettings {
+  storage: S3StorageConfig;
+  partSize: number;
+  maxGetSize: number;
+  readsInFlight: number;
+  partsInFlight: number;
+  partAttempts: number;
+  retryBaseDelayMs: number;
+  acquireTimeoutMs: number;
+}
+
+// ---- supervisor → actors ----------------------------------------------------------------------
+
+export type SupervisorToReader = { type: 'iteration.start'; iteration: number; segments: Segment[] };
+export type SupervisorToMerger = { type: 'iteration.start'; iteration: number; segments: Segment[] };
+
+// ---- data plane --------------------------------------------------------------------------------
+
+export interface ReadPiece {
+  seq: number;
+  offset: number;
+  size: number;
+}
+
+export type ReaderToMerger = { type: 'read'; iteration: number; buffer: ArrayBuffer; pieces: ReadPiece[] };
+
+export type MergerToUploader =
+  | { type: 'chunk'; iteration: number; dest: Dest; destOffset: number; buffer: ArrayBuffer }
+  | { type: 'close'; iteration: number; dest: Dest; trailer: ArrayBuffer }
+  | { type: 'iteration.end'; iteration: number };
+
+// ---- actors → supervisor (failures go through the runtime's own `failed` message) --------------
+
+export type ActorReport =
+  | { type: 'progress'; iteration: number; bytesRead?: number; bytesWritten?: number }
+  | { type: 'upload.started'; dest: Dest; key: string; uploadId: string }
+  | { type: 'part.done'; dest: Dest; partNumber: number; etag: string; durableBytes: number }
+  | { type: 'object.done'; dest: Dest; key: string; objectSize: number }
+  | { type: 'iteration.done'; iteration: number };
+
+export type ReaderReport = Extract<ActorReport, { type: 'progress' }>;
+export type UploaderReport = ActorReport;

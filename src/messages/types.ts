@@ -1,0 +1,41 @@
+/**
+ * The message model shared by every port in the pipeline. A message is a plain object with a
+ * string `type` discriminant; each port carries a union of such messages, declared by the code
+ * at both ends, so `switch (msg.type)` narrows and a send of a message the other end does not
+ * understand is a compile error.
+ *
+ * Declaring a union for a port:
+ *
+ *   type ReaderToMerger =
+ *     | { type: 'block'; iteration: number; index: number; buffer: ArrayBuffer }
+ *     | { type: 'iteration.end'; iteration: number };
+ *
+ * and then `TypedPort<ReaderToMerger, never>` at the merger (receives) and
+ * `TypedPort<never, ReaderToMerger>` at the reader (sends), or a credit channel
+ * (`CreditSender<ReaderToMerger>` / `CreditReceiver<ReaderToMerger>`).
+ */
+
+/** Anything that travels on a typed port. Fields must be structured-cloneable. */
+export interface Message {
+  readonly type: string;
+}
+
+/** The member of union `U` whose `type` is `T`. */
+export type MessageOf<U extends Message, T extends string> = Extract<U, { type: T }>;
+
+/** The `type` strings of union `U`. */
+export type MessageType<U extends Message> = U['type'];
+
+/** `U` itself; fails to compile when `U` is not a union of messages (a declaration-site check). */
+export type MessageUnion<U extends Message> = U;
+
+/** Exhaustiveness guard for `switch (msg.type)`: `default: return assertNever(msg)`. */
+export function assertNever(value: never, what = 'message'): never {
+  const type = (value as { type?: unknown } | null)?.type;
+  throw new TypeError(`unexpected ${what}${type !== undefined ? ` of type ${String(type)}` : ''}`);
+}
+
+/** True when `value` looks like a message (an object with a string `type`). */
+export function isMessage(value: unknown): value is Message {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
