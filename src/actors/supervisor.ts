@@ -81,6 +81,17 @@ class RunState {
 
 export class Supervisor {
   private pool: ActorPool | undefined;
+  private current: Actors | undefined;
+
+  /** The running actors, for tests and diagnostics (e.g. to kill a worker mid-iteration). */
+  get actors(): Readonly<Pick<Actors, 'reader' | 'merger' | 'uploader'>> | undefined {
+    return this.current;
+  }
+
+  /** Worker threads alive now (0 once closed). */
+  get liveThreads(): number {
+    return this.pool?.liveThreads ?? 0;
+  }
 
   constructor(private readonly deps: SupervisorDeps) {}
 
@@ -160,10 +171,12 @@ export class Supervisor {
           }
         }),
       ];
-      return { reader, merger, uploader, subscriptions };
+      this.current = { reader, merger, uploader, subscriptions };
+      return this.current;
     };
 
     const teardown = async (a: Actors): Promise<void> => {
+      if (this.current === a) this.current = undefined;
       await cancelAll([a.reader, a.merger, a.uploader], { deadlineMs: options.cancelTimeoutMs }).catch(() => {});
       for (const s of a.subscriptions) s.unsubscribe();
     };

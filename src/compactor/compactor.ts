@@ -28,7 +28,8 @@ export class Compactor {
   private readonly events = new Subject<CompactorEvent>();
   readonly events$: Observable<CompactorEvent> = this.events.asObservable();
   private readonly logger: Logger;
-  private readonly supervisor: Supervisor;
+  /** @internal The supervisor, for tests and diagnostics; not part of the stable surface. */
+  readonly supervisor: Supervisor;
   private readonly lifetime = new AbortController();
   private running: Promise<CompactionReport> | undefined;
   private timer: NodeJS.Timeout | undefined;
