@@ -459,7 +459,10 @@ export class ActorHandle<In extends Message = never, Out extends Message = never
       const w = this.#worker;
       waits.push(new Promise<void>((resolve) => w.once('exit', () => resolve())));
     }
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+    // A task killed before its actor reported `ready` may never have reached a thread (queued
+    // in piscina): its port would never close, so do not wait long for it.
+    const graceMs = this.#threadId === undefined && this.#killed ? 300 : 5000;
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.all(waits), grace]);
     this.#state = 'ended';
     for (const w of this.#ackWaiters.splice(0)) w.resolve();

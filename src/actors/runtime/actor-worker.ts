@@ -109,8 +109,13 @@ export default async function runActorTask(task: ActorTask): Promise<ActorTaskRe
   if (cancelled) send({ type: 'cancel.ack', budgetInUse: budget?.inUse });
   send({ type: 'stopped', outcome: result.outcome });
   control.close();
-  task.rpc.close();
-  for (const p of Object.values(task.ports)) p.close();
+  for (const p of [task.rpc, ...Object.values(task.ports)]) {
+    try {
+      p.close();
+    } catch {
+      // transferred elsewhere by the actor
+    }
+  }
   return result;
 }
 
