@@ -33,7 +33,7 @@ import type { MemoryBudget } from './runtime/memory-budget.js';
 import { runWithRestarts } from './runtime/supervision.js';
 import type { MergerInit, ReaderInit, UploaderInit } from './pipeline-actors.js';
 import { iterationSegments, outputSpecs } from './segments.js';
-import { withDeadline } from '../util/async.js';
+import { backoffDelay, withDeadline } from '../util/async.js';
 
 const ACTORS_MODULE = new URL(import.meta.url.endsWith('.ts') ? './pipeline-actors.ts' : './pipeline-actors.js', import.meta.url);
 
@@ -198,6 +198,8 @@ export class Supervisor {
 
     try {
       for (let i = 0; i < plan.iterations.length; i++) {
+        // Drawn when an attempt fails, so the event can say how long the restart will wait.
+        let nextDelayMs = 0;
         await runWithRestarts(
           async (attempt, attemptSignal) => {
             try {
@@ -218,12 +220,14 @@ export class Supervisor {
             baseDelayMs: options.retryBaseDelayMs,
             maxDelayMs: options.retryMaxDelayMs,
             signal,
+            delayFor: () => nextDelayMs,
             events: {
               next: (e) => {
                 if (e.type === 'attempt.failed') {
                   const willRetry = e.retryable && e.attempt < options.maxIterationAttempts && !signal.aborted;
-                  logger.warn({ runId, iteration: i, attempt: e.attempt, err: e.error, willRetry }, 'iteration failed');
-                  emit({ type: 'iteration.failed', runId, iteration: i, attempt: e.attempt, error: e.error, willRetry, delayMs: 0 });
+                  nextDelayMs = willRetry ? backoffDelay(e.attempt, options.retryBaseDelayMs, options.retryMaxDelayMs) : 0;
+                  logger.warn({ runId, iteration: i, attempt: e.attempt, err: e.error, willRetry, delayMs: nextDelayMs }, 'iteration failed');
+                  emit({ type: 'iteration.failed', runId, iteration: i, attempt: e.attempt, error: e.error, willRetry, delayMs: nextDelayMs });
                 }
                 if (e.type === 'restart.scheduled') restarts++;
               },

@@ -7,7 +7,7 @@ import { SqliteMetadataStore } from '../../src/metadata/index.js';
 import type { StreamRecord } from '../../src/format/types.js';
 import { makeBucket, s3Endpoint } from '../support/env.js';
 import { fault, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { collect, makeRecords, payload } from '../support/records.js';
+import { collect, makeRecords, payload, plain } from '../support/records.js';
 
 describe('uploadStreamSetObject + readStream on the real S3 server', () => {
   let proxy: FaultProxy;
@@ -110,7 +110,3 @@ describe('uploadStreamSetObject + readStream on the real S3 server', () => {
     storage.close();
   });
 });
-
-function plain(r: StreamRecord) {
-  return { streamId: r.streamId, epoch: r.epoch, baseOffset: r.baseOffset, count: r.count, payload: Buffer.from(r.payload).toString('base64') };
-}

@@ -15,7 +15,9 @@ import { uploadStreamSetObject } from '../../src/ingest/upload-sso.js';
 import { SqliteMetadataStore } from '../../src/metadata/index.js';
 import type { S3Storage } from '../../src/storage/s3-storage.js';
 import { makeBucket, makeStorage, type TestStorageOptions } from './env.js';
-import { collect, makeRecords } from './records.js';
+import { collect, makeRecords, plain } from './records.js';
+
+export { plain };
 
 export const MiB = 1024 * 1024;
 
@@ -114,8 +116,4 @@ export async function createTestNode(prefix: string, opts: { streams?: number[];
 /** The same bucket, through another endpoint (a fault proxy) with other request settings. */
 export function storageVia(node: TestNode, opts: TestStorageOptions): S3Storage {
   return makeStorage(node.storage.bucket, opts);
-}
-
-export function plain(r: StreamRecord) {
-  return { streamId: r.streamId, epoch: r.epoch, baseOffset: r.baseOffset, count: r.count, payload: Buffer.from(r.payload).toString('base64') };
 }

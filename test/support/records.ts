@@ -23,3 +23,8 @@ export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   for await (const x of it) out.push(x);
   return out;
 }
+
+/** A record as comparable plain data (payload as base64). */
+export function plain(r: StreamRecord) {
+  return { streamId: r.streamId, epoch: r.epoch, baseOffset: r.baseOffset, count: r.count, payload: Buffer.from(r.payload).toString('base64') };
+}
