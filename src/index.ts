@@ -32,3 +32,5 @@ export { Compactor } from './compactor/compactor.js';
 export { COMPACTOR_DEFAULTS, type CompactorOptions } from './compactor/options.js';
 export type { CompactorEvent, CompactionReport } from './compactor/events.js';
 export { collectGarbage, type GarbageCollectionOptions, type GarbageCollectionReport } from './compactor/gc.js';
+
+export { attachMetrics, startMetricsServer, MetricsRegistry, createLogger } from './observability/index.js';

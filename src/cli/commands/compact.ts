@@ -1,0 +1,187 @@
+import cliProgress from 'cli-progress';
+import type { Subscription } from 'rxjs';
+import { Compactor } from '../../compactor/compactor.js';
+import type { CompactionReport, CompactorEvent } from '../../compactor/events.js';
+import { attachMetrics } from '../../observability/attach.js';
+import { startMetricsServer } from '../../observability/server.js';
+import type { CliContext } from '../context.js';
+import { CliError, EXIT_OK, describeFailure } from '../errors.js';
+import { parseTunables } from '../options.js';
+import { writeErr, writeJson, writeOut } from '../output.js';
+import { humanBytes } from '../parse.js';
+
+export interface CompactFlags extends Record<string, unknown> {
+  watch?: boolean;
+  progress?: boolean;
+}
+
+/** Parses options (usage errors first, before any I/O), then opens storage and metadata. */
+export async function openCompactor(ctx: CliContext, flags: Record<string, unknown>): Promise<Compactor> {
+  const tunables = parseTunables(flags);
+  const metadata = await ctx.metadata({ mustExist: true });
+  const storage = await ctx.storage();
+  const compactor = new Compactor({
+    ...tunables,
+    storage,
+    metadata,
+    nodeId: ctx.globals.nodeId,
+    logger: ctx.logger.child({ component: 'compactor' }),
+  });
+  ctx.onClose(() => compactor.close());
+  return compactor;
+}
+
+export async function compactCommand(ctx: CliContext, flags: CompactFlags): Promise<number> {
+  const compactor = await openCompactor(ctx, flags);
+  const g = ctx.globals;
+  if (g.metricsPort !== undefined) {
+    const { detach, registry } = attachMetrics(compactor, compactor.metadata, g.nodeId);
+    const server = await startMetricsServer({
+      port: g.metricsPort,
+      host: g.metricsHost,
+      registry,
+      onError: (err, metric) => ctx.logger.warn({ err, metric }, 'metrics collection failed'),
+    });
+    ctx.onClose(async () => {
+      detach();
+      await server.close();
+    });
+    // Always said (port 0 picks one): where to scrape.
+    await writeErr(`metrics: ${server.url}`);
+  }
+  return flags.watch ? watch(ctx, compactor) : once(ctx, compactor, flags.progress !== false);
+}
+
+async function once(ctx: CliContext, compactor: Compactor, progressAllowed: boolean): Promise<number> {
+  const g = ctx.globals;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const bar = progressAllowed && !g.json && process.stderr.isTTY ? progressBar(compactor) : undefined;
+  try {
+    const report = await compactor.compactOnce({ signal: controller.signal });
+    bar?.stop();
+    if (g.json) await writeJson(report);
+    else await writeOut(formatReport(report, g.nodeId));
+    return EXIT_OK;
+  } catch (err) {
+    bar?.stop();
+    if (controller.signal.aborted) throw new CliError('interrupted: the run was cancelled, nothing was committed', 130, { cause: err });
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+async function watch(ctx: CliContext, compactor: Compactor): Promise<number> {
+  const g = ctx.globals;
+  let stopping = false;
+  const sub = compactor.events$.subscribe((e) => {
+    // The run cancelled by the shutdown is not a failure worth reporting.
+    if (stopping && e.type === 'run.failed' && e.error.code === 'ERR_ABORTED') return;
+    void onWatchEvent(ctx, e);
+  });
+  ctx.onClose(() => sub.unsubscribe());
+  ctx.logger.info({ interval: compactor.options.interval }, 'watching: a compaction run every interval until SIGINT/SIGTERM');
+  if (!g.json) await writeErr(`watching node ${g.nodeId}: a run every ${compactor.options.interval} ms; Ctrl-C to stop`);
+  compactor.start();
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      stopping = true;
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      // A second signal while closing ends the process at once.
+      const force = () => process.exit(130);
+      process.once('SIGINT', force);
+      process.once('SIGTERM', force);
+      resolve();
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  if (!g.json) await writeErr('stopping: cancelling the run in progress and ending the worker threads');
+  await compactor.close();
+  return EXIT_OK;
+}
+
+async function onWatchEvent(ctx: CliContext, e: CompactorEvent): Promise<void> {
+  const g = ctx.globals;
+  const at = new Date().toISOString();
+  if (e.type === 'run.committed') {
+    if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'committed', report: e.report }));
+    else await writeOut(`${at} run ${e.runId}: ${formatReport(e.report, g.nodeId).split('\n')[0]}`);
+  } else if (e.type === 'run.planned' && e.compactedObjects === 0) {
+    if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'noop' }));
+    else await writeOut(`${at} run ${e.runId}: nothing to compact`);
+  } else if (e.type === 'run.failed') {
+    const { message } = describeFailure(e.error, g.endpoint !== undefined ? { endpoint: g.endpoint } : {});
+    if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'failed', error: { code: e.error.code, message } }));
+    else await writeErr(`${at} run ${e.runId} failed: ${message}`);
+  }
+}
+
+function progressBar(compactor: Compactor): { stop(): void } {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'compacting [{bar}] {percentage}% | read {read} of {total_h} | written {written} | iteration {iter}/{iters}',
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      barsize: 30,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  let iter = 0;
+  let iters = 0;
+  let sub: Subscription | undefined = compactor.events$.subscribe((e) => {
+    if (e.type === 'run.planned' && e.iterations > 0) {
+      iters = e.iterations;
+      bar.start(Math.max(1, e.bytesToRead), 0, { read: humanBytes(0), total_h: humanBytes(e.bytesToRead), written: humanBytes(0), iter: 0, iters });
+      started = true;
+    } else if (started && e.type === 'bytes') {
+      bar.update(e.bytesRead, { read: humanBytes(e.bytesRead), written: humanBytes(e.bytesWritten) });
+    } else if (started && e.type === 'iteration.started') {
+      iter = e.iteration + 1;
+      bar.update({ iter, iters });
+    }
+  });
+  return {
+    stop() {
+      sub?.unsubscribe();
+      sub = undefined;
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}
+
+export function formatReport(r: CompactionReport, nodeId: number): string {
+  const out: string[] = [];
+  if (!r.committed) {
+    out.push(`nothing to compact for node ${nodeId} (${(r.durationMs / 1000).toFixed(2)} s)`);
+  } else {
+    const outputs: string[] = [];
+    if (r.newObjectId >= 0) outputs.push(`SSO ${r.newObjectId}`);
+    if (r.streamObjects.length > 0) outputs.push(`${r.streamObjects.length} stream object(s)`);
+    out.push(`committed: ${r.compactedObjectIds.length} SSO(s) compacted into ${outputs.join(' and ') || 'nothing (all data was trimmed or deleted)'}`);
+    out.push(`  compacted: ${list(r.compactedObjectIds)}`);
+    for (const so of r.streamObjects.slice(0, 20)) {
+      out.push(`  stream object ${so.objectId}: stream ${so.streamId} [${so.startOffset}, ${so.endOffset}), ${humanBytes(so.objectSize)}`);
+    }
+    if (r.streamObjects.length > 20) out.push(`  … ${r.streamObjects.length - 20} more stream object(s)`);
+    out.push(
+      `  read ${humanBytes(r.bytesRead)}, wrote ${humanBytes(r.bytesWritten)} in ${r.iterations} iteration(s), ${r.restarts} restart(s), ` +
+        `${(r.durationMs / 1000).toFixed(2)} s; peak memory ${humanBytes(r.peakBudgetBytes)}`,
+    );
+  }
+  for (const s of r.skipped) out.push(`  skipped SSO ${s.objectId}: ${s.reason}`);
+  if (r.deferred.length > 0) out.push(`  deferred ${r.deferred.length} SSO(s) to the next run: ${r.deferred[0]!.reason}`);
+  return out.join('\n');
+}
+
+function list(ids: number[], max = 20): string {
+  return ids.length <= max ? ids.join(', ') : `${ids.slice(0, max).join(', ')}, … (${ids.length - max} more)`;
+}

@@ -1,0 +1,29 @@
+import { collectGarbage } from '../../compactor/gc.js';
+import type { CliContext } from '../context.js';
+import { EXIT_OK } from '../errors.js';
+import { writeJson, writeOut } from '../output.js';
+import { formatDuration, parseDuration } from '../parse.js';
+
+export async function gcCommand(ctx: CliContext, flags: { dryRun?: boolean; safetyAge: string }): Promise<number> {
+  const safetyAgeMs = parseDuration('--safety-age', flags.safetyAge);
+  const metadata = await ctx.metadata({ mustExist: true });
+  const storage = await ctx.storage();
+  const dryRun = flags.dryRun === true;
+  const report = await collectGarbage(storage, metadata, { safetyAgeMs, dryRun });
+  if (ctx.globals.json) {
+    await writeJson({ ...report, safetyAgeMs });
+    return EXIT_OK;
+  }
+  const verb = dryRun ? 'would remove' : 'removed';
+  const out = [
+    `gc${dryRun ? ' (dry run)' : ''}: ${verb} ${report.deletedObjects.length} unknown object(s), ` +
+      `${dryRun ? 'would abort' : 'aborted'} ${report.abortedUploads.length} unfinished upload(s), ` +
+      `${dryRun ? 'would delete' : 'deleted'} ${report.deletedCompacted.length} compacted object(s) past their grace period ` +
+      `(safety age ${formatDuration(safetyAgeMs)})`,
+  ];
+  for (const k of report.deletedObjects) out.push(`  object ${k}`);
+  for (const u of report.abortedUploads) out.push(`  upload ${u.key} (${u.uploadId})`);
+  for (const id of report.deletedCompacted) out.push(`  compacted ${storage.keyOf(id)}`);
+  await writeOut(out.join('\n'));
+  return EXIT_OK;
+}

@@ -1,0 +1,14 @@
+import { formatPlan } from '../../plan/format.js';
+import type { CliContext } from '../context.js';
+import { EXIT_OK } from '../errors.js';
+import { writeJson, writeOut } from '../output.js';
+import { openCompactor } from './compact.js';
+
+/** Dry run: reads the candidates' indexes and prints the plan; writes nothing. */
+export async function planCommand(ctx: CliContext, flags: Record<string, unknown>): Promise<number> {
+  const compactor = await openCompactor(ctx, flags);
+  const { plan } = await compactor.plan();
+  if (ctx.globals.json) await writeJson(plan);
+  else await writeOut(formatPlan(plan));
+  return EXIT_OK;
+}

@@ -1,0 +1,238 @@
+/**
+ * What every command shares: the global options parsed and checked, the logger, the S3 storage
+ * (checked reachable before use), the metadata store, and orderly cleanup.
+ */
+import { existsSync, statSync } from 'node:fs';
+import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import type { SqliteMetadataStore } from '../metadata/index.js';
+import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../observability/logger.js';
+import type { S3Storage } from '../storage/s3-storage.js';
+import { CliError, UsageError, unreachableMessage } from './errors.js';
+import { parseDuration, parseInteger } from './parse.js';
+
+/** Commander's values of the global options (strings as typed). */
+export interface RawGlobals {
+  endpoint?: string;
+  region?: string;
+  bucket?: string;
+  namespace: string;
+  metadata: string;
+  nodeId: string;
+  createBucket?: boolean;
+  pathStyle?: boolean;
+  requestTimeout: string;
+  maxAttempts: string;
+  gracePeriod: string;
+  logLevel: string;
+  json?: boolean;
+  metricsPort?: string;
+  metricsHost: string;
+}
+
+export interface Globals {
+  endpoint: string | undefined;
+  region: string;
+  bucket: string | undefined;
+  namespace: string;
+  metadataPath: string;
+  nodeId: number;
+  createBucket: boolean;
+  forcePathStyle: boolean;
+  requestTimeoutMs: number;
+  maxAttempts: number;
+  graceMs: number;
+  logLevel: LogLevel;
+  json: boolean;
+  metricsPort: number | undefined;
+  metricsHost: string;
+}
+
+export const DEFAULT_NODE_ID = 0;
+export const DEFAULT_METADATA_PATH = './meta.db';
+export const DEFAULT_LOG_LEVEL: LogLevel = 'error';
+
+export function parseGlobals(raw: RawGlobals): Globals {
+  let endpoint = raw.endpoint?.trim() || undefined;
+  if (endpoint !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new UsageError('--endpoint', `expected an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(raw.endpoint)}`);
+    }
+    endpoint = endpoint.replace(/\/+$/, '');
+  }
+  const namespace = raw.namespace.trim();
+  if (namespace.length === 0 || namespace.includes('/')) {
+    throw new UsageError('--namespace', `expected a non-empty name without "/", got ${JSON.stringify(raw.namespace)}`);
+  }
+  if (raw.bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(raw.bucket)) {
+    throw new UsageError('--bucket', `${JSON.stringify(raw.bucket)} is not a valid S3 bucket name (3-63 lower-case letters, digits, "." and "-")`);
+  }
+  if (!isLogLevel(raw.logLevel)) {
+    throw new UsageError('--log-level', `expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(raw.logLevel)}`);
+  }
+  if (raw.metadata.trim().length === 0) throw new UsageError('--metadata', 'expected a file path');
+  return {
+    endpoint,
+    region: raw.region?.trim() || process.env.AWS_REGION || 'us-east-1',
+    bucket: raw.bucket,
+    namespace,
+    metadataPath: raw.metadata,
+    nodeId: parseInteger('--node-id', raw.nodeId, 0),
+    createBucket: raw.createBucket === true,
+    // S3-compatible servers (MinIO, moto, ...) behind --endpoint usually need path-style URLs.
+    forcePathStyle: raw.pathStyle ?? endpoint !== undefined,
+    requestTimeoutMs: positive('--request-timeout', parseDuration('--request-timeout', raw.requestTimeout)),
+    maxAttempts: parseInteger('--max-attempts', raw.maxAttempts, 1, 20),
+    graceMs: parseDuration('--grace-period', raw.gracePeriod),
+    logLevel: raw.logLevel,
+    json: raw.json === true,
+    metricsPort: raw.metricsPort === undefined ? undefined : parseInteger('--metrics-port', raw.metricsPort, 0, 65535),
+    metricsHost: raw.metricsHost,
+  };
+}
+
+function positive(flag: string, v: number): number {
+  if (v <= 0) throw new UsageError(flag, `must be greater than 0, got ${v}`);
+  return v;
+}
+
+/** Resources of one command, closed in reverse order by `close()`. */
+export class CliContext {
+  readonly logger: Logger;
+  private readonly cleanups: (() => Promise<void> | void)[] = [];
+  private storageInstance: S3Storage | undefined;
+  private metadataInstance: SqliteMetadataStore | undefined;
+
+  constructor(readonly globals: Globals) {
+    this.logger = createLogger({ level: globals.logLevel });
+  }
+
+  onClose(fn: () => Promise<void> | void): void {
+    this.cleanups.push(fn);
+  }
+
+  /** The bucket's storage, checked reachable (and created with --create-bucket). */
+  async storage(): Promise<S3Storage> {
+    if (this.storageInstance) return this.storageInstance;
+    const g = this.globals;
+    if (!g.bucket) throw new UsageError('--bucket', 'is required for this command (or set S3SC_BUCKET)');
+    const { S3Storage } = await import('../storage/s3-storage.js');
+    const storage = new S3Storage({
+      bucket: g.bucket,
+      namespace: g.namespace,
+      region: g.region,
+      ...(g.endpoint !== undefined ? { endpoint: g.endpoint } : {}),
+      forcePathStyle: g.forcePathStyle,
+      // Credentials: the SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, ...).
+      requestTimeoutMs: g.requestTimeoutMs,
+      maxAttempts: g.maxAttempts,
+    });
+    this.onClose(() => storage.close());
+    await this.checkBucket(storage);
+    this.storageInstance = storage;
+    return storage;
+  }
+
+  private async checkBucket(storage: S3Storage): Promise<void> {
+    const g = this.globals;
+    const bucket = storage.bucket;
+    const { CreateBucketCommand, HeadBucketCommand } = await import('@aws-sdk/client-s3');
+    try {
+      await storage.client.send(new HeadBucketCommand({ Bucket: bucket }));
+      this.logger.debug({ bucket, endpoint: g.endpoint }, 'bucket reachable');
+      return;
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const name = (err as { name?: string }).name ?? '';
+      if (status === 404 || name === 'NotFound' || name === 'NoSuchBucket') {
+        if (!g.createBucket) throw new CliError(`bucket "${bucket}" does not exist at ${g.endpoint ?? 'AWS S3'} (create it, or pass --create-bucket)`);
+      } else {
+        throw this.explain(err);
+      }
+    }
+    try {
+      await storage.client.send(
+        new CreateBucketCommand({
+          Bucket: bucket,
+          ...(g.region !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: g.region as BucketLocationConstraint } } : {}),
+        }),
+      );
+      this.logger.info({ bucket }, 'bucket created');
+    } catch (err) {
+      const name = (err as { name?: string }).name ?? '';
+      if (name === 'BucketAlreadyOwnedByYou') return;
+      throw this.explain(err, 'create bucket');
+    }
+  }
+
+  /** A one-line explanation of a failed preflight request. */
+  explain(err: unknown, what = 'check bucket'): CliError {
+    const g = this.globals;
+    const e = err as { name?: string; code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    const code = networkCode(err);
+    if (code) return new CliError(unreachableMessage(g.endpoint, code), 1, { cause: err });
+    if (e.name === 'CredentialsProviderError' || /credential/i.test(e.message ?? '')) {
+      return new CliError('no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or configure a profile)', 1, { cause: err });
+    }
+    const status = e.$metadata?.httpStatusCode;
+    if (status === 403) return new CliError(`access to bucket "${g.bucket}" denied (HTTP 403): check the credentials and the bucket policy`, 1, { cause: err });
+    if (e.name === 'TimeoutError' || e.code === 'ETIMEDOUT') {
+      return new CliError(unreachableMessage(g.endpoint, 'ETIMEDOUT'), 1, { cause: err });
+    }
+    const detail = e.message && e.message !== 'UnknownError' ? e.message : e.name ?? String(err);
+    return new CliError(`${what} "${g.bucket}" at ${g.endpoint ?? 'AWS S3'} failed${status ? ` (HTTP ${status})` : ''}: ${detail}`, 1, { cause: err });
+  }
+
+  /**
+   * The metadata store. `mustExist`: the file must be there already (every command but
+   * ingest-sample: an empty database would make gc treat every object as garbage).
+   */
+  async metadata(opts: { mustExist: boolean }): Promise<SqliteMetadataStore> {
+    if (this.metadataInstance) return this.metadataInstance;
+    const path = this.globals.metadataPath;
+    if (opts.mustExist) {
+      if (!existsSync(path)) {
+        throw new UsageError('--metadata', `${path} does not exist (point --metadata at the store's SQLite file; ingest-sample creates one)`);
+      }
+      if (!statSync(path).isFile()) throw new UsageError('--metadata', `${path} is not a file`);
+    }
+    const { SqliteMetadataStore } = await import('../metadata/index.js');
+    const store = new SqliteMetadataStore({ path, graceMs: this.globals.graceMs });
+    this.onClose(() => store.close());
+    this.metadataInstance = store;
+    return store;
+  }
+
+  async close(): Promise<void> {
+    while (this.cleanups.length > 0) {
+      const fn = this.cleanups.pop()!;
+      try {
+        await fn();
+      } catch (err) {
+        this.logger.debug({ err }, 'cleanup failed');
+      }
+    }
+  }
+}
+
+const NET = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET']);
+
+function networkCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let i = 0; e && i < 8; i++) {
+    const o = e as { code?: unknown; cause?: unknown; errors?: unknown[] };
+    if (typeof o.code === 'string' && NET.has(o.code)) return o.code;
+    if (Array.isArray(o.errors)) for (const x of o.errors) {
+      const c = networkCode(x);
+      if (c) return c;
+    }
+    e = o.cause;
+  }
+  return undefined;
+}

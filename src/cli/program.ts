@@ -1,0 +1,111 @@
+/**
+ * The command-line program: global options, commands, and their wiring to a CliContext.
+ * Commands load lazily: `--help` and usage errors never load the SDK, SQLite or worker code.
+ */
+import { Command, Option } from 'commander';
+import { COMPACTOR_DEFAULTS } from '../compactor/options.js';
+import { LOG_LEVELS } from '../observability/logger.js';
+import type { IngestSampleFlags } from './commands/ingest-sample.js';
+import { CliContext, DEFAULT_LOG_LEVEL, DEFAULT_METADATA_PATH, DEFAULT_NODE_ID, parseGlobals, type RawGlobals } from './context.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE } from './errors.js';
+import { addTunableOptions } from './options.js';
+import { formatDuration } from './parse.js';
+
+export interface ProgramHooks {
+  /** Receives each command's context once opened (main uses it to report and clean up). */
+  onContext(ctx: CliContext): void;
+  /** Receives each command's exit code. */
+  onExit(code: number): void;
+}
+
+const EPILOG = `
+Exit codes: ${EXIT_OK} success, ${EXIT_FAILURE} runtime failure (storage, metadata, a failed run), ${EXIT_USAGE} usage error
+(unknown command or option, bad value; nothing was done), ${EXIT_PROBLEMS} verify found problems, 130 interrupted.
+Sizes take binary units (16MiB, 512KiB, 1GiB; KB/MB/GB are powers of 1000; a bare number is bytes).
+Durations: 500ms, 30s, 5m, 2h, 1d (a bare number is milliseconds).
+Credentials: the AWS SDK default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
+Logs (JSON lines, or human lines on a TTY) go to stderr; results go to stdout.`;
+
+export function buildProgram(hooks: ProgramHooks): Command {
+  const program = new Command('s3-stream-compactor');
+  program
+    .description('Compacts S3Stream stream set objects on S3: plan, compact, verify, inspect, garbage-collect.')
+    .addOption(new Option('--endpoint <url>', 'S3 endpoint URL (default: AWS S3 for --region)').env('S3SC_ENDPOINT'))
+    .addOption(new Option('--region <region>', 'S3 region (default: AWS_REGION or us-east-1)').env('S3SC_REGION'))
+    .addOption(new Option('--bucket <name>', 'bucket holding the objects').env('S3SC_BUCKET'))
+    .addOption(new Option('--namespace <ns>', 'namespace of object keys').default('DEFAULT').env('S3SC_NAMESPACE'))
+    .addOption(new Option('--metadata <file>', 'SQLite metadata file').default(DEFAULT_METADATA_PATH).env('S3SC_METADATA'))
+    .addOption(new Option('--node-id <id>', 'ingest node whose stream set objects are compacted/written').default(String(DEFAULT_NODE_ID), String(DEFAULT_NODE_ID)))
+    .addOption(new Option('--create-bucket', 'create the bucket when it does not exist'))
+    .addOption(new Option('--path-style', 'path-style S3 URLs (default: on with --endpoint, off for AWS)'))
+    .addOption(new Option('--no-path-style', 'virtual-hosted-style S3 URLs'))
+    .addOption(new Option('--request-timeout <duration>', 'deadline of one S3 request').default('30s', '30s'))
+    .addOption(new Option('--max-attempts <n>', 'attempts per S3 request, the first included').default('3', '3'))
+    .addOption(new Option('--grace-period <duration>', 'how long compacted objects stay in storage before deletion (metadata)').default('5m', '5m'))
+    .addOption(new Option('--log-level <level>', 'log level (debug also prints stack traces)').choices([...LOG_LEVELS]).default(DEFAULT_LOG_LEVEL).env('LOG_LEVEL'))
+    .addOption(new Option('--json', 'print results as JSON on stdout'))
+    .addOption(new Option('--metrics-port <port>', 'serve Prometheus metrics on this port during compact (0 = any free port, printed on stderr)'))
+    .addOption(new Option('--metrics-host <host>', 'address of the metrics server').default('127.0.0.1'))
+    .addHelpText('after', EPILOG)
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .showSuggestionAfterError(true);
+
+  const run =
+    <A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number>) =>
+    async (...args: A) => {
+      // commander passes (...arguments, options, command)
+      const cmd = args[args.length - 1] as Command;
+      const ctx = new CliContext(parseGlobals(cmd.optsWithGlobals() as unknown as RawGlobals));
+      hooks.onContext(ctx);
+      hooks.onExit(await fn(ctx, ...args));
+    };
+
+  addTunableOptions(
+    program
+      .command('compact')
+      .description('run one compaction of the node (or, with --watch, one every --interval until SIGINT/SIGTERM)')
+      .option('--watch', `keep running: a run every --interval (default ${formatDuration(COMPACTOR_DEFAULTS.interval)})`)
+      .option('--no-progress', 'no progress bar (it is shown only on a TTY, never with --json)'),
+    'all',
+  ).action(run(async (ctx, flags: Record<string, unknown>) => (await import('./commands/compact.js')).compactCommand(ctx, flags)));
+
+  addTunableOptions(
+    program.command('plan').description('dry run: read the candidates\' indexes and print the compaction plan (writes nothing)'),
+    'planner',
+  ).action(run(async (ctx, flags: Record<string, unknown>) => (await import('./commands/plan.js')).planCommand(ctx, flags)));
+
+  program
+    .command('inspect')
+    .description('show an object: footer, index entries, stream ranges (and records with --records)')
+    .argument('<key|file|id>', 'a local object file, an object key in --bucket, or an object id in --namespace')
+    .option('--records', 'list every record (decodes the whole object)')
+    .action(run(async (ctx, target: string, flags: { records?: boolean }) => (await import('./commands/inspect.js')).inspectCommand(ctx, target, flags)));
+
+  program
+    .command('verify')
+    .description(`check every stream reads back contiguous and every live object decodes with its metadata size (exit ${EXIT_PROBLEMS} on problems)`)
+    .option('--concurrency <n>', 'streams/objects checked at once', '8')
+    .action(run(async (ctx, flags: { concurrency: string }) => (await import('./commands/verify.js')).verifyCommand(ctx, flags)));
+
+  program
+    .command('gc')
+    .description('remove leftovers: unknown objects and unfinished multipart uploads older than --safety-age, compacted objects past their grace period')
+    .option('--dry-run', 'report what would be removed, remove nothing')
+    .addOption(new Option('--safety-age <duration>', 'keep leftovers younger than this').default(formatDuration(COMPACTOR_DEFAULTS.gcSafetyAgeMs), formatDuration(COMPACTOR_DEFAULTS.gcSafetyAgeMs)))
+    .action(run(async (ctx, flags: { dryRun?: boolean; safetyAge: string }) => (await import('./commands/gc.js')).gcCommand(ctx, flags)));
+
+  program
+    .command('ingest-sample')
+    .description('create N streams and upload M stream set objects of synthetic records with skewed stream sizes (creates --metadata if missing)')
+    .option('--streams <n>', 'streams to create', '8')
+    .option('--objects <n>', 'stream set objects to upload', '10')
+    .option('--bytes <size>', 'total payload bytes', '16MiB')
+    .option('--record-size <size>', 'mean payload of one record (0.5x..1.5x)', '16KiB')
+    .option('--block-size <size>', 'target data block size in the objects', '512KiB')
+    .option('--skew <exponent>', 'stream i gets a share of 1/(i+1)^skew of the bytes', '1.2')
+    .option('--first-stream-id <id>', 'id of the first new stream (default: after the largest existing)')
+    .option('--seed <n>', 'seed of the synthetic data', '1')
+    .action(run(async (ctx, flags: IngestSampleFlags) => (await import('./commands/ingest-sample.js')).ingestSampleCommand(ctx, flags)));
+
+  return program;
+}

@@ -1,0 +1,134 @@
+/**
+ * Feeds a metrics registry from a Compactor: its events (`compactor.events$`), its memory
+ * budget and, at scrape time, the node's live stream set objects in metadata.
+ */
+import type { Subscription } from 'rxjs';
+import type { Compactor } from '../compactor/compactor.js';
+import type { CompactorEvent } from '../compactor/events.js';
+import type { MetadataStore } from '../metadata/types.js';
+import { MetricsRegistry } from './metrics.js';
+
+export interface AttachMetricsOptions {
+  /** Default: a new registry. */
+  registry?: MetricsRegistry;
+  /** Clock for the compaction delay. Default Date.now. */
+  now?: () => number;
+}
+
+export interface AttachedMetrics {
+  registry: MetricsRegistry;
+  /** Stops listening to the compactor (the registry keeps its last values). */
+  detach(): void;
+}
+
+export const METRIC_NAMES = [
+  's3sc_compaction_delay_seconds',
+  's3sc_stream_set_objects',
+  's3sc_bytes_read_total',
+  's3sc_bytes_written_total',
+  's3sc_iterations_total',
+  's3sc_restarts_total',
+  's3sc_runs_total',
+  's3sc_aborted_uploads_total',
+  's3sc_deleted_objects_total',
+  's3sc_last_run_duration_seconds',
+  's3sc_budget_in_use_bytes',
+  's3sc_budget_limit_bytes',
+  's3sc_budget_peak_bytes',
+] as const;
+
+/**
+ * Registers the s3sc_* metrics in a registry and keeps them current from `compactor.events$`.
+ * Run results: `committed` (a commit), `failed` (the run threw), `noop` (nothing to compact).
+ */
+export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nodeId: number, opts: AttachMetricsOptions = {}): AttachedMetrics {
+  const registry = opts.registry ?? new MetricsRegistry();
+  const now = opts.now ?? Date.now;
+
+  // One listing serves both gauges of a scrape.
+  let pending: Promise<{ count: number; oldest: number | undefined }> | undefined;
+  const liveSsos = () => {
+    pending ??= metadata
+      .listStreamSetObjects({ nodeId })
+      .then((ssos) => ({ count: ssos.length, oldest: ssos.length ? Math.min(...ssos.map((s) => s.dataTimeMs)) : undefined }))
+      .finally(() => {
+        queueMicrotask(() => (pending = undefined));
+      });
+    return pending;
+  };
+
+  registry.gauge(
+    's3sc_compaction_delay_seconds',
+    "Age of the node's oldest live stream set object's data (now - its dataTimeMs); 0 when the node has none.",
+    async (g) => {
+      const { oldest } = await liveSsos();
+      g.set(oldest === undefined ? 0 : Math.max(0, (now() - oldest) / 1000), { node: String(nodeId) });
+    },
+  );
+  registry.gauge('s3sc_stream_set_objects', 'Live stream set objects of the node in metadata.', async (g) => {
+    g.set((await liveSsos()).count, { node: String(nodeId) });
+  });
+  const bytesRead = registry.counter('s3sc_bytes_read_total', 'Object bytes read by compaction runs.');
+  const bytesWritten = registry.counter('s3sc_bytes_written_total', 'Object bytes written by compaction runs (completed output objects).');
+  const iterations = registry.counter('s3sc_iterations_total', 'Compaction iterations finished.');
+  const restarts = registry.counter('s3sc_restarts_total', 'Iteration attempts that failed and were retried.');
+  const runs = registry.counter('s3sc_runs_total', 'Compaction runs by result.', [{ result: 'committed' }, { result: 'failed' }, { result: 'noop' }]);
+  const aborted = registry.counter('s3sc_aborted_uploads_total', 'Multipart uploads aborted after a failure.');
+  const deleted = registry.counter('s3sc_deleted_objects_total', 'Compacted objects deleted from storage after their grace period.');
+  const lastDuration = registry.gauge('s3sc_last_run_duration_seconds', 'Duration of the last committed compaction run.');
+  registry.gauge('s3sc_budget_in_use_bytes', 'Bytes of object data held by the pipeline now.', (g) => g.set(compactor.budget.inUse));
+  registry.gauge('s3sc_budget_limit_bytes', 'The memory budget (memoryLimit).', (g) => g.set(compactor.budget.limit));
+  registry.gauge('s3sc_budget_peak_bytes', 'High-water mark of the memory budget during the last run.', (g) => g.set(compactor.budget.highWater));
+
+  // `bytes` events carry per-run running totals: count what is new since the last one.
+  const seen = new Map<number, { read: number; written: number }>();
+  const onEvent = (e: CompactorEvent) => {
+    switch (e.type) {
+      case 'run.started':
+        seen.set(e.runId, { read: 0, written: 0 });
+        return;
+      case 'bytes': {
+        const s = seen.get(e.runId) ?? { read: 0, written: 0 };
+        if (e.bytesRead > s.read) bytesRead.inc(e.bytesRead - s.read);
+        if (e.bytesWritten > s.written) bytesWritten.inc(e.bytesWritten - s.written);
+        seen.set(e.runId, { read: Math.max(s.read, e.bytesRead), written: Math.max(s.written, e.bytesWritten) });
+        return;
+      }
+      case 'run.planned':
+        // A run with nothing to compact ends right after planning, without a further event.
+        if (e.compactedObjects === 0) {
+          runs.inc(1, { result: 'noop' });
+          seen.delete(e.runId);
+        }
+        return;
+      case 'iteration.finished':
+        iterations.inc();
+        return;
+      case 'iteration.failed':
+        if (e.willRetry) restarts.inc();
+        return;
+      case 'upload.aborted':
+        aborted.inc();
+        return;
+      case 'objects.deleted':
+        deleted.inc(e.objectIds.length);
+        return;
+      case 'run.committed': {
+        // The report's totals are authoritative: catch up on anything the events missed.
+        const s = seen.get(e.runId) ?? { read: 0, written: 0 };
+        if (e.report.bytesRead > s.read) bytesRead.inc(e.report.bytesRead - s.read);
+        if (e.report.bytesWritten > s.written) bytesWritten.inc(e.report.bytesWritten - s.written);
+        seen.delete(e.runId);
+        runs.inc(1, { result: 'committed' });
+        lastDuration.set(e.report.durationMs / 1000);
+        return;
+      }
+      case 'run.failed':
+        seen.delete(e.runId);
+        runs.inc(1, { result: 'failed' });
+        return;
+    }
+  };
+  const sub: Subscription = compactor.events$.subscribe({ next: onEvent });
+  return { registry, detach: () => sub.unsubscribe() };
+}
