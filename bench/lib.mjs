@@ -1,0 +1,93 @@
+// Shared helpers of the benchmarks (plain ESM over the built dist/).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const MiB = 1024 * 1024;
+export const benchDir = path.dirname(fileURLToPath(import.meta.url));
+export const resultsDir = path.join(benchDir, 'results');
+export const rootDir = path.dirname(benchDir);
+
+export function args(argv = process.argv.slice(2)) {
+  const out = { quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) continue;
+    const k = m[1].replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (m[2] !== undefined) out[k] = m[2];
+    else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) out[k] = argv[++i];
+    else out[k] = true;
+  }
+  return out;
+}
+
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    totalMemMiB: Math.round(os.totalmem() / MiB),
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+    loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+  };
+}
+
+export function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i];
+}
+
+export const round = (x, d = 1) => (Number.isFinite(x) ? Number(x.toFixed(d)) : x);
+
+export function writeResult(name, data) {
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `${name}.json`);
+  fs.writeFileSync(file, JSON.stringify(data, null, 2) + '\n');
+  return file;
+}
+
+export function readResult(name) {
+  const file = path.join(resultsDir, `${name}.json`);
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : undefined;
+}
+
+/** Samples this process's RSS (all threads) every `ms`; `stop()` returns the peak seen. */
+export function rssSampler(ms = 20) {
+  let peak = process.memoryUsage.rss();
+  const t = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, ms);
+  t.unref();
+  return {
+    get peak() {
+      return Math.max(peak, process.memoryUsage.rss());
+    },
+    stop() {
+      clearInterval(t);
+      return Math.max(peak, process.memoryUsage.rss());
+    },
+  };
+}
+
+export const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+/** A target check: { target, value, pass }. */
+export function check(target, value, pass) {
+  return { target, value, pass: Boolean(pass) };
+}
+
+/**
+ * test/support/fault-proxy.ts, loaded with tsx's scoped `tsImport` (not `node --import tsx`:
+ * a global tsx loader is inherited by the compactor's worker threads, where it makes
+ * `instanceof CompactorError` fail across module instances — see bench/README.md).
+ */
+export async function loadFaultProxy() {
+  const { tsImport } = await import('tsx/esm/api');
+  return tsImport(path.join(rootDir, 'test/support/fault-proxy.ts'), import.meta.url);
+}

@@ -1,0 +1,147 @@
+// Regenerates the README benchmark table (and bench/results/chart.svg) from bench/results/*.json.
+// Writes the markdown to stdout and to bench/results/summary.md.
+//
+//   node bench/readme-table.mjs
+import fs from 'node:fs';
+import path from 'node:path';
+import { readResult, resultsDir, round } from './lib.mjs';
+
+const tp = readResult('throughput');
+const resp = readResult('responsiveness');
+const fail = readResult('failure');
+const plan = readResult('planning');
+
+const yes = (c) => (c ? 'met' : '**not met**');
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
+const lines = [];
+const push = (s = '') => lines.push(s);
+
+push('## Benchmarks');
+push();
+const any = tp ?? fail ?? plan;
+if (!any) {
+  push('No results yet: run `npm run bench`.');
+} else {
+  const m = any.machine;
+  push(
+    `Measured on ${m.cpus} × ${m.cpuModel}, ${Math.round(m.totalMemMiB / 1024)} GiB, Node ${any.node}` +
+      (tp ? `, S3 server: **${tp.serverKind}** on loopback${tp.quick ? ' (quick run)' : ''}` : '') +
+      `, ${any.date.slice(0, 10)}. Load average at start: ${m.loadavg.join(' / ')} (a shared machine: absolute numbers are noisy; ratios are from the same run).`,
+  );
+  push();
+}
+
+if (tp) {
+  const p = tp.parameters;
+  push(`### Throughput (${round(p.mib, 0)} MiB of SSOs, ${p.streams} streams, Zipf sizes, ${p.objects} objects; memoryLimit ${p.memoryLimitMiB} MiB, partSize ${p.partSizeMiB} MiB, 4 GETs / 4 parts in flight)`);
+  push();
+  push('| latency profile | compactor MiB/s | raw copy MiB/s | straightforward MiB/s | compactor / raw (≥ 0.85) | compactor / straightforward (≥ 2) | compactor peak RSS (≤ limit + 100 MiB) | budget high-water (≤ limit) |');
+  push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [profile, r] of Object.entries(tp.results)) {
+    const { compactor: c, raw, straightforward: s } = r.results;
+    const t = tp.targets[profile];
+    push(
+      `| ${profile} | ${f1(c.mibPerS)} | ${f1(raw.mibPerS)} | ${f1(s.mibPerS)} | ${(c.mibPerS / raw.mibPerS).toFixed(2)} ${yes(t['compactor/raw >= 0.85'].pass)} | ${(c.mibPerS / s.mibPerS).toFixed(2)} ${yes(t['compactor/straightforward >= 2'].pass)} | ${c.peakRssMiB.toFixed(0)} MiB ${yes(t['peak RSS <= memoryLimit + 100 MiB'].pass)} | ${c.peakBudgetMiB.toFixed(1)} MiB ${yes(t['budget high-water <= memoryLimit'].pass)} |`,
+    );
+  }
+  push();
+  push('Raw copy: the same objects range-read and multipart-uploaded with the SDK at the same concurrency, no processing (the practical ceiling). Straightforward: one thread, whole objects read one by one, blocks concatenated in memory, uploaded with lib-storage `Upload`. Each approach runs in its own process; the +30 ms profile goes through the fault proxy (`delay` before the first response byte of every request).');
+  push();
+}
+
+if (fail) {
+  const f = fail.results.fatal403;
+  const s = fail.results.stalledSocket;
+  push(`### Failure latency (${fail.serverKind}, via the fault proxy)`);
+  push();
+  push('| case | result | target | |');
+  push('|---|---|---|---|');
+  push(`| 403 on UploadPart → \`compactOnce\` rejects (${f.runs} runs) | p50 ${f1(f.p50Ms)} ms, p99 ${f1(f.p99Ms)} ms, ${f.errorCodes.join(', ')} | p99 < 200 ms | ${yes(fail.targets['403: p99 time to rejection < 200 ms'].pass)} |`);
+  push(`| … budget released at rejection | ${f.allReleasedAtReject ? 'inUse = 0 in every run' : 'inUse > 0 in some run'} | inUse = 0 | ${yes(f.allReleasedAtReject)} |`);
+  push(`| stalled UploadPart, requestTimeoutMs ${s.requestTimeoutMs}, no retries (${s.runs} runs) | max ${f1(s.maxMs)} ms after the request reached the proxy, ${s.errorCodes.join(', ')} | ≤ ${s.requestTimeoutMs + 100} ms | ${yes(fail.targets['stall: time to failure <= requestTimeoutMs + 100 ms'].pass)} |`);
+  push();
+}
+
+if (plan) {
+  push('### Planning scale (`planCompaction`, pure)');
+  push();
+  push('| entries | time (best of runs) | input heap / entry | plan heap / entry | target < 1 s |');
+  push('|---|---:|---:|---:|---|');
+  for (const [name, r] of Object.entries(plan.results)) {
+    push(`| ${name.replace('x', ' SSOs × ')} streams = ${(r.entries / 1e6).toFixed(0)} M | ${r.planBestMs} ms (${r.planMs.join(' / ')}) | ${r.inputBytesPerEntry} B | ${r.planBytesPerEntry} B | ${yes(plan.targets[`${name}: planCompaction < 1 s`].pass)} |`);
+  }
+  push();
+}
+
+if (resp) {
+  push('### Host responsiveness (event-loop delay on the main thread, loopback run)');
+  push();
+  push('| approach | p50 | p99 (target < 5 ms) | max (target < 30 ms) |');
+  push('|---|---:|---:|---:|');
+  for (const k of ['compactor', 'straightforward', 'raw']) {
+    const r = resp.results[k];
+    if (!r) continue;
+    const tgt = k === 'compactor' ? [` ${yes(resp.targets['compactor p99 < 5 ms'].pass)}`, ` ${yes(resp.targets['compactor max < 30 ms'].pass)}`] : ['', ''];
+    push(`| ${k} | ${f1(r.p50Ms)} ms | ${f1(r.p99Ms)} ms${tgt[0]} | ${f1(r.maxMs)} ms${tgt[1]} |`);
+  }
+  push();
+}
+
+const md = lines.join('\n');
+fs.mkdirSync(resultsDir, { recursive: true });
+fs.writeFileSync(path.join(resultsDir, 'summary.md'), md + '\n');
+process.stdout.write(md + '\n');
+if (tp) fs.writeFileSync(path.join(resultsDir, 'chart.svg'), chart(tp));
+
+/** Grouped bars: MiB/s per approach, one group per latency profile. Hand-written SVG. */
+function chart(tp) {
+  const profiles = Object.keys(tp.results);
+  const approaches = [
+    ['raw', 'raw copy (ceiling)', '#9aa5b1'],
+    ['compactor', 'compactor', '#2b7bb9'],
+    ['straightforward', 'straightforward', '#e08a3c'],
+  ];
+  const W = 720;
+  const H = 400;
+  const left = 60;
+  const bottom = 60;
+  const top = 50;
+  const plotH = H - top - bottom;
+  const max = Math.max(...profiles.flatMap((p) => approaches.map(([k]) => tp.results[p].results[k].mibPerS)));
+  const step = niceStep(max / 5);
+  const yMax = Math.ceil(max / step) * step;
+  const groupW = (W - left - 20) / profiles.length;
+  const barW = Math.min(60, (groupW - 40) / approaches.length);
+  const y = (v) => top + plotH - (v / yMax) * plotH;
+  const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">\n`;
+  svg += `<rect width="${W}" height="${H}" fill="white"/>\n`;
+  svg += `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">Compaction throughput, MiB/s (${esc(tp.serverKind)}, ${Math.round(tp.parameters.mib)} MiB, ${tp.parameters.streams} streams)</text>\n`;
+  for (let v = 0; v <= yMax + 1e-9; v += step) {
+    svg += `<line x1="${left}" x2="${W - 20}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>\n`;
+    svg += `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${round(v, 1)}</text>\n`;
+  }
+  svg += `<text x="16" y="${top + plotH / 2}" transform="rotate(-90 16 ${top + plotH / 2})" text-anchor="middle">MiB/s</text>\n`;
+  profiles.forEach((p, gi) => {
+    const gx = left + gi * groupW + (groupW - barW * approaches.length) / 2;
+    approaches.forEach(([k, , color], ai) => {
+      const v = tp.results[p].results[k].mibPerS;
+      const x = gx + ai * barW;
+      svg += `<rect x="${x + 4}" y="${y(v)}" width="${barW - 8}" height="${top + plotH - y(v)}" fill="${color}"/>\n`;
+      svg += `<text x="${x + barW / 2}" y="${y(v) - 4}" text-anchor="middle">${v.toFixed(1)}</text>\n`;
+    });
+    svg += `<text x="${left + gi * groupW + groupW / 2}" y="${top + plotH + 20}" text-anchor="middle" font-weight="bold">${esc(p)}</text>\n`;
+  });
+  svg += `<line x1="${left}" x2="${W - 20}" y1="${top + plotH}" y2="${top + plotH}" stroke="#333"/>\n`;
+  approaches.forEach(([, label, color], i) => {
+    const lx = left + 10 + i * 200;
+    svg += `<rect x="${lx}" y="${H - 24}" width="12" height="12" fill="${color}"/><text x="${lx + 18}" y="${H - 14}">${esc(label)}</text>\n`;
+  });
+  return svg + '</svg>\n';
+}
+
+function niceStep(x) {
+  const p = Math.pow(10, Math.floor(Math.log10(Math.max(x, 1e-9))));
+  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= x) return m * p;
+  return 10 * p;
+}

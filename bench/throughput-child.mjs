@@ -1,0 +1,167 @@
+// One approach of the throughput benchmark, alone in its own process (so its peak RSS and its
+// event-loop delay are its own). Input: one JSON argument; output: one JSON line on stdout.
+//
+//   compactor        Compactor.compactOnce() (reader/merger/uploader on worker threads)
+//   raw              the practical ceiling: the same objects range-read (<= 16 MiB GETs) and
+//                    multipart-uploaded as one object with the SDK at the same concurrency
+//                    (4 GETs, 4 parts in flight), no processing at all
+//   straightforward  one thread: GET whole objects one by one, concatenate the blocks in
+//                    (stream, offset) order in memory with an index, upload with lib-storage Upload
+import { MiB, rssSampler } from './lib.mjs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { GetObjectCommand, CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Compactor, S3Storage, SqliteMetadataStore, createS3Client, readObjectIndex, ObjectWriter } from '../dist/index.js';
+
+const cfg = JSON.parse(process.argv[2]);
+const s3cfg = {
+  bucket: cfg.bucket,
+  namespace: 'DEFAULT',
+  endpoint: cfg.endpoint,
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' },
+  forcePathStyle: true,
+};
+const metadata = new SqliteMetadataStore({ path: cfg.dbPath });
+const storage = new S3Storage(s3cfg);
+const ssos = await metadata.listStreamSetObjects({ nodeId: cfg.nodeId });
+const sources = ssos.map((o) => ({ key: storage.keyOf(o.objectId), size: o.objectSize }));
+
+const eld = monitorEventLoopDelay({ resolution: 1 });
+const rss = rssSampler(10);
+const rssBefore = process.memoryUsage.rss();
+eld.enable();
+const t0 = performance.now();
+let out;
+try {
+  out = await ({ compactor, raw, straightforward })[cfg.approach]();
+} finally {
+  eld.disable();
+}
+const wallMs = performance.now() - t0;
+const peakRss = Math.max(rss.stop(), process.resourceUsage().maxRSS * 1024);
+await metadata.close();
+storage.close();
+process.stdout.write(
+  JSON.stringify({
+    approach: cfg.approach,
+    wallMs,
+    mibPerS: out.bytesRead / MiB / (wallMs / 1000),
+    peakRssMiB: peakRss / MiB,
+    rssBeforeMiB: rssBefore / MiB,
+    eventLoop: { p50Ms: eld.percentile(50) / 1e6, p99Ms: eld.percentile(99) / 1e6, maxMs: eld.max / 1e6, meanMs: eld.mean / 1e6 },
+    ...out,
+  }) + '\n',
+);
+process.exit(0);
+
+async function compactor() {
+  const c = new Compactor({ storage, metadata, nodeId: cfg.nodeId, memoryLimit: cfg.memoryLimit, partSize: cfg.partSize });
+  try {
+    const r = await c.compactOnce();
+    if (!r.committed) throw new Error('nothing committed');
+    return {
+      bytesRead: r.bytesRead,
+      bytesWritten: r.bytesWritten,
+      iterations: r.iterations,
+      restarts: r.restarts,
+      streamObjects: r.streamObjects.length,
+      compacted: r.compactedObjectIds.length,
+      peakBudgetMiB: r.peakBudgetBytes / MiB,
+      memoryLimitMiB: cfg.memoryLimit / MiB,
+      budgetInUseAfter: c.budget.inUse,
+      durationMs: r.durationMs,
+    };
+  } finally {
+    await c.close();
+  }
+}
+
+async function raw() {
+  const client = createS3Client(s3cfg);
+  const maxGet = 16 * MiB;
+  const partSize = cfg.partSize;
+  const inFlight = 4;
+  const chunks = [];
+  for (const s of sources) for (let p = 0; p < s.size; p += maxGet) chunks.push({ key: s.key, start: p, end: Math.min(s.size, p + maxGet) });
+  const Key = `raw-copy/${Date.now()}`;
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: cfg.bucket, Key }));
+  let bytesRead = 0;
+  let bytesWritten = 0;
+  const parts = [];
+  const uploads = [];
+  let part = Buffer.allocUnsafeSlow(partSize);
+  let fill = 0;
+  const uploadPart = async (buf) => {
+    const PartNumber = parts.length + 1;
+    parts.push(undefined);
+    while (uploads.length >= inFlight) await uploads.shift();
+    const p = client.send(new UploadPartCommand({ Bucket: cfg.bucket, Key, UploadId, PartNumber, Body: buf })).then((r) => {
+      parts[PartNumber - 1] = { PartNumber, ETag: r.ETag };
+      bytesWritten += buf.byteLength;
+    });
+    p.catch(() => {});
+    uploads.push(p);
+  };
+  const get = (c) =>
+    client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: c.key, Range: `bytes=${c.start}-${c.end - 1}` })).then((r) => r.Body.transformToByteArray());
+  try {
+    const pending = [];
+    let next = 0;
+    while (next < chunks.length && pending.length < inFlight) pending.push(get(chunks[next++]));
+    while (pending.length > 0) {
+      const bytes = await pending.shift();
+      if (next < chunks.length) pending.push(get(chunks[next++]));
+      bytesRead += bytes.byteLength;
+      let off = 0;
+      while (off < bytes.byteLength) {
+        const n = Math.min(partSize - fill, bytes.byteLength - off);
+        part.set(bytes.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === partSize) {
+          await uploadPart(part);
+          part = Buffer.allocUnsafeSlow(partSize);
+          fill = 0;
+        }
+      }
+    }
+    if (fill > 0) await uploadPart(part.subarray(0, fill));
+    await Promise.all(uploads);
+    await client.send(new CompleteMultipartUploadCommand({ Bucket: cfg.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
+  } catch (err) {
+    await client.send(new AbortMultipartUploadCommand({ Bucket: cfg.bucket, Key, UploadId })).catch(() => {});
+    throw err;
+  } finally {
+    client.destroy();
+  }
+  return { bytesRead, bytesWritten, objects: sources.length };
+}
+
+async function straightforward() {
+  const client = createS3Client(s3cfg);
+  let bytesRead = 0;
+  const blocks = [];
+  try {
+    for (const s of sources) {
+      const r = await client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: s.key }));
+      const bytes = await r.Body.transformToByteArray();
+      bytesRead += bytes.byteLength;
+      const entries = await readObjectIndex(async (a, b) => bytes.subarray(a, b), bytes.byteLength, s.key);
+      for (const e of entries) blocks.push({ e, bytes });
+    }
+    blocks.sort((a, b) => a.e.streamId - b.e.streamId || a.e.startOffset - b.e.startOffset);
+    const writer = new ObjectWriter();
+    const pieces = [];
+    for (const { e, bytes } of blocks) {
+      writer.add({ streamId: e.streamId, startOffset: e.startOffset, endOffset: e.endOffset, recordCount: e.recordCount, size: e.size });
+      pieces.push(bytes.subarray(e.position, e.position + e.size));
+    }
+    pieces.push(writer.finish());
+    const body = Buffer.concat(pieces);
+    await new Upload({ client, params: { Bucket: cfg.bucket, Key: `straightforward/${Date.now()}`, Body: body }, partSize: cfg.partSize, queueSize: 4 }).done();
+    return { bytesRead, bytesWritten: body.byteLength, objects: sources.length };
+  } finally {
+    client.destroy();
+  }
+}
