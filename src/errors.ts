@@ -11,13 +11,38 @@ export interface CompactorErrorOptions {
   retryable?: boolean;
 }
 
+/**
+ * Marks our errors with the names of their classes. A second copy of this module (a worker
+ * started through another loader, two installs of the package) has other class objects, so a
+ * plain `instanceof` would call our own StorageError a foreign error: the brand keeps
+ * `instanceof` true across copies.
+ */
+const BRAND = Symbol.for('s3-stream-compactor.error-classes');
+
+function classNames(proto: object | null): string[] {
+  const names: string[] = [];
+  for (let p = proto; p && p !== Error.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    const name = (p as { constructor?: { name?: string } }).constructor?.name;
+    if (name) names.push(name);
+  }
+  return names;
+}
+
 export class CompactorError extends Error {
   readonly code: string;
   readonly retryable: boolean;
   override readonly cause?: unknown;
 
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false;
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    const names = (value as { [BRAND]?: unknown })[BRAND];
+    return Array.isArray(names) && names.includes(this.name);
+  }
+
   constructor(code: string, message: string, options: CompactorErrorOptions = {}) {
     super(message);
+    Object.defineProperty(this, BRAND, { value: classNames(new.target.prototype) });
     this.name = new.target.name;
     this.code = code;
     this.retryable = options.retryable ?? false;
@@ -233,6 +258,7 @@ export function deserializeError(s: SerializedError): CompactorError {
   const cls = classes[s.name] ?? CompactorError;
   // Build without running the constructor: constructors format messages, the message is final.
   const e = Object.create(cls.prototype) as CompactorError & Record<string, unknown>;
+  Object.defineProperty(e, BRAND, { value: classNames(cls.prototype) });
   Object.defineProperty(e, 'message', { value: s.message, writable: true, configurable: true });
   Object.assign(e, { name: s.name, code: s.code, retryable: s.retryable }, s.extra);
   if (s.stack !== undefined) Object.defineProperty(e, 'stack', { value: s.stack, writable: true, configurable: true });

@@ -116,7 +116,10 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
     );
   };
 
-  if (check() === 'ours') return;
+  if (check() === 'ours') {
+    ensureIndexes(db);
+    return;
+  }
   // Empty: create the schema in one transaction, re-checking under the write lock in case another
   // process initialised the file at the same time.
   db.transaction(() => {
@@ -130,6 +133,16 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
     db.pragma(`application_id = ${APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+  ensureIndexes(db);
+}
+
+/**
+ * Indexes added after version 1 shipped. They change no data and no query result, only speed,
+ * so they are created on open without a schema version bump.
+ */
+function ensureIndexes(db: BetterSqlite3.Database): void {
+  // readStream asks for the SSOs holding one stream: without this it scans every range.
+  db.exec('CREATE INDEX IF NOT EXISTS sso_ranges_stream ON sso_ranges (stream_id, object_id)');
 }
 
 function notOurs(path: string, why: string): MetadataError {

@@ -127,6 +127,17 @@ function prepareStatements(db: BetterSqlite3.Database) {
       `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
        WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ? ORDER BY r.object_id, r.stream_id`,
     ),
+    liveSsosOfStream: db.prepare<[number], ObjectRow>(
+      `SELECT * FROM objects WHERE kind = 'sso' AND state = 'live'
+         AND object_id IN (SELECT object_id FROM sso_ranges WHERE stream_id = ?)
+       ORDER BY order_id, object_id`,
+    ),
+    liveSsoRangesOfStream: db.prepare<[number], RangeRow>(
+      `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+       WHERE o.kind = 'sso' AND o.state = 'live'
+         AND r.object_id IN (SELECT object_id FROM sso_ranges WHERE stream_id = ?)
+       ORDER BY r.object_id, r.stream_id`,
+    ),
     allLiveSsos: db.prepare<[], ObjectRow>(
       `SELECT * FROM objects WHERE kind = 'sso' AND state = 'live' ORDER BY node_id, order_id, object_id`,
     ),
@@ -331,11 +342,13 @@ export class SqliteMetadataStore implements MetadataStore {
       checkObject('req', req);
       const nodeId = req.nodeId === undefined ? undefined : int('nodeId', req.nodeId);
       const streamId = req.streamId === undefined ? undefined : int('streamId', req.streamId);
-      const ssos =
-        nodeId === undefined
-          ? assembleSsos(this.st.allLiveSsos.all(), this.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
-          : assembleSsos(this.st.liveSsosOfNode.all(nodeId), this.st.liveSsoRangesOfNode.all(nodeId));
-      return streamId === undefined ? ssos : ssos.filter((o) => o.ranges.some((r) => r.streamId === streamId));
+      if (streamId !== undefined) {
+        const ssos = assembleSsos(this.st.liveSsosOfStream.all(streamId), this.st.liveSsoRangesOfStream.all(streamId));
+        return nodeId === undefined ? ssos : ssos.filter((o) => o.nodeId === nodeId);
+      }
+      return nodeId === undefined
+        ? assembleSsos(this.st.allLiveSsos.all(), this.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
+        : assembleSsos(this.st.liveSsosOfNode.all(nodeId), this.st.liveSsoRangesOfNode.all(nodeId));
     });
   }
 

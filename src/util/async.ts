@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { AbortError, TimeoutError, toCompactorError, type CompactorError } from '../errors.js';
 
 /** A promise with its settle functions outside (nats.js style). Settling twice is a no-op. */
@@ -112,6 +113,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  */
 export function linkedController(...parents: (AbortSignal | undefined)[]): { controller: AbortController; dispose(): void } {
   const controller = new AbortController();
+  // Many concurrent requests listen on one run's signal (each removes its listener when done):
+  // Node's default limit of 10 would warn of a leak that is not there.
+  setMaxListeners(0, controller.signal);
   const offs: (() => void)[] = [];
   for (const p of parents) {
     if (!p) continue;
