@@ -9,6 +9,11 @@ import { destKey, type MergerToUploader, type OutputSpec, type ReaderToMerger, t
 import { CompactorError } from '../errors.js';
 import type { BudgetView, Outbox } from './io.js';
 
+/** Largest chunk handed to the uploader in one message. */
+const MAX_CHUNK = 4 * 1024 * 1024;
+/** Longest stretch of work between two turns of the event loop. */
+const YIELD_EVERY_MS = 20;
+
 export class Merger {
   private readonly outputs: Map<string, OutputSpec>;
   /** Bytes received from the reader and not yet handed on: released here on failure. */
@@ -69,20 +74,46 @@ export class Merger {
   }
 
   private async flushInOrder(): Promise<void> {
+    let lastYield = performance.now();
     while (this.cursor < this.segments.length) {
-      const seg = this.segments[this.cursor]!;
-      const bytes = this.arrived.get(seg.seq);
-      if (!bytes) return;
-      this.arrived.delete(seg.seq);
-      this.cursor++;
-      // A copy of its own, so the GET buffer can be dropped once all its pieces are out and the
-      // segment's buffer can move to the uploader's thread.
-      const buffer = new ArrayBuffer(bytes.byteLength);
-      new Uint8Array(buffer).set(bytes);
-      await this.out.send({ type: 'chunk', iteration: this.iteration, dest: seg.dest, destOffset: seg.destOffset, buffer }, bytes.byteLength, [buffer]);
-      this.held -= bytes.byteLength;
-      this.onEmitted?.(bytes.byteLength);
-      await this.maybeClose(seg);
+      const first = this.segments[this.cursor]!;
+      if (!this.arrived.has(first.seq)) return;
+      // One chunk per run of segments that have arrived, go to the same output and follow each
+      // other in it: per-block messages cost more than the copying (hundreds of thousands of
+      // small blocks in a run), and the uploader cuts parts from whatever chunk size it gets.
+      let end = this.cursor;
+      let size = 0;
+      while (end < this.segments.length) {
+        const seg = this.segments[end]!;
+        if (!this.arrived.has(seg.seq) || destKey(seg.dest) !== destKey(first.dest)) break;
+        if (seg.destOffset !== first.destOffset + size || (size > 0 && size + seg.size > MAX_CHUNK)) break;
+        size += seg.size;
+        end++;
+      }
+      // A copy of its own, so each GET buffer can be dropped once all its pieces are out, and
+      // the chunk can move to the uploader's thread.
+      const buffer = new ArrayBuffer(size);
+      const view = new Uint8Array(buffer);
+      let at = 0;
+      for (let i = this.cursor; i < end; i++) {
+        const seq = this.segments[i]!.seq;
+        const bytes = this.arrived.get(seq)!;
+        this.arrived.delete(seq);
+        view.set(bytes, at);
+        at += bytes.byteLength;
+      }
+      const last = this.segments[end - 1]!;
+      this.cursor = end;
+      await this.out.send({ type: 'chunk', iteration: this.iteration, dest: first.dest, destOffset: first.destOffset, buffer }, size, [buffer]);
+      this.held -= size;
+      this.onEmitted?.(size);
+      await this.maybeClose(last);
+      // Credit may let this loop run on microtasks alone for long: give timers (the heartbeat)
+      // and incoming messages their turn.
+      if (performance.now() - lastYield > YIELD_EVERY_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        lastYield = performance.now();
+      }
     }
     if (this.endSent) return;
     // An output whose bytes were all durable before this attempt still needs its close.

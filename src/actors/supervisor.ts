@@ -190,8 +190,10 @@ export class Supervisor {
       const failed = firstFailure([a.reader, a.merger, a.uploader]).then(({ error }) => {
         throw error;
       });
-      a.merger.send({ type: 'iteration.start', iteration: i, segments });
-      a.reader.send({ type: 'iteration.start', iteration: i, segments });
+      // Explicitly nothing to transfer: a segment list is large, and looking for buffers in it
+      // would walk every object on this (the host's) thread.
+      a.merger.send({ type: 'iteration.start', iteration: i, segments }, []);
+      a.reader.send({ type: 'iteration.start', iteration: i, segments }, []);
       await withDeadline(Promise.race([done, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, attemptSignal);
       emit({ type: 'iteration.finished', runId, iteration: i, attempt });
     };

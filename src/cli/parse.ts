@@ -80,19 +80,6 @@ export function formatSize(bytes: number): string {
   return String(bytes);
 }
 
-/** Human size for reports: `1.50 MiB`. */
-export function humanBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
-}
-
 /** `300000` → `5m`; `7200000` → `2h`; otherwise `s` or `ms`. */
 export function formatDuration(ms: number): string {
   for (const [unit, mult] of [

@@ -27,7 +27,7 @@ import { Compactor } from '../compactor/compactor.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import { SqliteMetadataStore } from '../metadata/index.js';
 import { S3Storage } from '../storage/index.js';
-import { createBucket, demoCredentials, demoRegion, FAUXQS_MAX_BODY, startS3, type DemoS3Server } from './s3-server.js';
+import { createBucket, demoCredentials, demoRegion, FAUXQS_MAX_BODY, startS3, type S3Server } from './s3-server.js';
 import { ingestTraffic, verifyTraffic } from './traffic.js';
 
 const MiB = 1024 * 1024;
@@ -155,7 +155,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 
   const t0 = performance.now();
-  let s3: DemoS3Server | undefined;
+  let s3: S3Server | undefined;
   let storage: S3Storage | undefined;
   let metadata: SqliteMetadataStore | undefined;
   let compactor: Compactor | undefined;

@@ -28,7 +28,7 @@ export interface TrafficOptions {
   firstStreamId?: number;
 }
 
-/** Deterministic PRNG (mulberry32). */
+/** Deterministic PRNG (mulberry32); also seeds the CLI's ingest-sample. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -2,25 +2,16 @@
  * Worker death, close() in the middle of a run, garbage collection, scheduled runs and the memory
  * budget over a larger run: real S3 server, real worker threads, real SQLite.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { filter, firstValueFrom } from 'rxjs';
 import { AbortError } from '../../src/errors.js';
 import { withDeadline } from '../../src/util/async.js';
-import { s3Endpoint } from '../support/env.js';
-import { fault, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { fault, useFaultProxy } from '../support/fault-proxy.js';
 import { createTestNode, MiB, storageVia, type TestNode } from '../support/node.js';
 
 const KiB = 1024;
-let proxy: FaultProxy;
 let nodes: TestNode[] = [];
-beforeAll(async () => {
-  proxy = await startFaultProxy(s3Endpoint());
-});
-afterAll(async () => {
-  await proxy.close();
-});
-afterEach(async () => {
-  proxy.clear();
+const proxy = useFaultProxy(async () => {
   for (const n of nodes) await n.close();
   nodes = [];
 });
@@ -53,8 +44,8 @@ describe('compactor lifecycle', () => {
     expect(expected.iterations).toBeGreaterThan(2);
 
     // Slow reads down so the kill lands while the iteration is in flight.
-    proxy.addRule({ op: 'GetObject', times: Infinity, skip: 3, action: fault.delay(50) });
-    const compactor = hit.compactor(options, storageVia(hit, { endpoint: proxy.url }));
+    proxy().addRule({ op: 'GetObject', times: Infinity, skip: 3, action: fault.delay(50) });
+    const compactor = hit.compactor(options, storageVia(hit, { endpoint: proxy().url }));
     const killed = firstValueFrom(compactor.events$.pipe(filter((e) => e.type === 'iteration.started' && e.iteration === 1 && e.attempt === 1))).then(async () => {
       const uploader = compactor.supervisor.actors!.uploader;
       await uploader.terminate('killed by the test');
@@ -76,8 +67,8 @@ describe('compactor lifecycle', () => {
 
   it('close() during a run returns promptly, ends every worker thread, leaves no unfinished upload; gc removes leftovers', async () => {
     const n = await sampleNode('close');
-    proxy.addRule({ op: 'GetObject', times: Infinity, skip: 3, action: fault.delay(100) });
-    const compactor = n.compactor({ ...options, memoryLimit: 6 * MiB, streamSplitSize: 64 * MiB, partSize: 5 * MiB }, storageVia(n, { endpoint: proxy.url }));
+    proxy().addRule({ op: 'GetObject', times: Infinity, skip: 3, action: fault.delay(100) });
+    const compactor = n.compactor({ ...options, memoryLimit: 6 * MiB, streamSplitSize: 64 * MiB, partSize: 5 * MiB }, storageVia(n, { endpoint: proxy().url }));
     const started = firstValueFrom(compactor.events$.pipe(filter((e) => e.type === 'iteration.started')));
     const run = compactor.compactOnce().catch((e: unknown) => e);
     await started;

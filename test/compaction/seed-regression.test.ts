@@ -5,27 +5,18 @@
  * below 5 MiB; storage faults injected by the proxy must end the run (typed error, everything
  * released, no unfinished upload, nothing committed) or restart the iteration and commit.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.js';
 import { withDeadline } from '../../src/util/async.js';
-import { s3Endpoint } from '../support/env.js';
-import { fault, startFaultProxy, type FaultAction, type FaultProxy, type S3Operation } from '../support/fault-proxy.js';
+import { fault, useFaultProxy, type FaultAction, type S3Operation } from '../support/fault-proxy.js';
 import { createTestNode, MiB, storageVia, type TestNode } from '../support/node.js';
 
 const KiB = 1024;
 /** A hang shows up as this deadline passing, with a clear message, not as a stuck suite. */
 const NEVER_HANGS_MS = 20_000;
 
-let proxy: FaultProxy;
 let node: TestNode;
-beforeAll(async () => {
-  proxy = await startFaultProxy(s3Endpoint());
-});
-afterAll(async () => {
-  await proxy.close();
-});
-afterEach(async () => {
-  proxy.clear();
+const proxy = useFaultProxy(async () => {
   await node?.close();
 });
 
@@ -48,7 +39,7 @@ async function smallSsoNode(prefix: string): Promise<TestNode> {
 }
 
 function compactorThroughProxy(n: TestNode, extra: Record<string, number> = {}) {
-  const storage = storageVia(n, { endpoint: proxy.url, maxAttempts: 1, requestTimeoutMs: 1_000, retryBaseDelayMs: 5 });
+  const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: 1, requestTimeoutMs: 1_000, retryBaseDelayMs: 5 });
   return n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 64 * MiB, partAttempts: 1, maxIterationAttempts: 3, ...extra }, storage);
 }
 
@@ -63,14 +54,14 @@ describe('seed regression: storage failures never block compaction', () => {
       const n = await make(`seed-fatal-${name}`);
       const before = await n.metadata.listStreamSetObjects({ nodeId: n.nodeId });
       const compactor = compactorThroughProxy(n);
-      const rule = proxy.addRule({ op, times: Infinity, action: fault.status(403, 'AccessDenied') });
+      const rule = proxy().addRule({ op, times: Infinity, action: fault.status(403, 'AccessDenied') });
       const err = await withDeadline(compactor.compactOnce().catch((e: unknown) => e), NEVER_HANGS_MS, 'compactOnce after a fatal storage error');
       expect(rule.hits).toBeGreaterThan(0);
       expect(err).toBeInstanceOf(StorageError);
       expect((err as StorageError).retryable).toBe(false);
       expect((err as StorageError).operation).toBe(name);
       expect(compactor.budget.inUse).toBe(0);
-      proxy.clear();
+      proxy().clear();
       expect(await n.storage.listMultipartUploads()).toEqual([]);
       expect(await n.metadata.listStreamSetObjects({ nodeId: n.nodeId })).toEqual(before);
       // Only the two source objects exist: no half-written or uncommitted output is left.
@@ -95,7 +86,7 @@ describe('seed regression: storage failures never block compaction', () => {
       // GET faults skip the two index reads of planning, so they hit the reader; an UploadPart
       // fault lets the first part through, so the restart resumes after a durable part.
       const skip = op === 'GetObject' ? 2 : op === 'UploadPart' ? 1 : 0;
-      const rule = proxy.addRule({ op, times: 1, skip, action });
+      const rule = proxy().addRule({ op, times: 1, skip, action });
       const report = await withDeadline(compactor.compactOnce(), NEVER_HANGS_MS, `compactOnce with ${name}`);
       expect(rule.hits).toBe(1);
       expect(report.committed).toBe(true);

@@ -16,6 +16,8 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { s3Endpoint } from './env.js';
 
 export type S3Operation =
   | 'GetObject'
@@ -467,5 +469,32 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       agent.destroy();
       await closed;
     },
+  };
+}
+
+/**
+ * One fault proxy in front of the run's S3 server for a whole test file: started before all
+ * tests, its rules cleared after each test (then `afterEachTest` runs, e.g. to close nodes) and
+ * closed after all. Call at the top of the file; returns a getter, as the proxy exists only once
+ * the file's beforeAll has run.
+ *
+ *   const proxy = useFaultProxy(async () => { await node?.close(); });
+ *   ... proxy().addRule({ op: 'GetObject', action: fault.status(500) }); ... endpoint: proxy().url ...
+ */
+export function useFaultProxy(afterEachTest?: () => Promise<void>): () => FaultProxy {
+  let proxy: FaultProxy | undefined;
+  beforeAll(async () => {
+    proxy = await startFaultProxy(s3Endpoint());
+  });
+  afterAll(async () => {
+    await proxy?.close();
+  });
+  afterEach(async () => {
+    proxy?.clear();
+    await afterEachTest?.();
+  });
+  return () => {
+    if (!proxy) throw new Error('useFaultProxy: the proxy starts in beforeAll; use it inside tests and hooks');
+    return proxy;
   };
 }

@@ -8,7 +8,7 @@ import type { CliContext } from '../context.js';
 import { CliError, EXIT_OK, describeFailure } from '../errors.js';
 import { parseTunables } from '../options.js';
 import { writeErr, writeJson, writeOut } from '../output.js';
-import { humanBytes } from '../parse.js';
+import { humanBytes } from '../../util/units.js';
 
 export interface CompactFlags extends Record<string, unknown> {
   watch?: boolean;

@@ -1,9 +1,11 @@
+import { rng } from '../../demo/traffic.js';
 import type { StreamRecord } from '../../format/types.js';
 import { uploadStreamSetObject, type UploadedStreamSetObject } from '../../ingest/upload-sso.js';
 import type { CliContext } from '../context.js';
 import { EXIT_OK, UsageError } from '../errors.js';
 import { table, writeJson, writeOut } from '../output.js';
-import { humanBytes, parseInteger, parseSize } from '../parse.js';
+import { humanBytes } from '../../util/units.js';
+import { parseInteger, parseSize } from '../parse.js';
 
 export interface IngestSampleFlags {
   streams: string;
@@ -14,18 +16,6 @@ export interface IngestSampleFlags {
   firstStreamId?: string;
   skew: string;
   seed: string;
-}
-
-/** mulberry32: a tiny deterministic PRNG, so a seed reproduces a sample. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -50,7 +40,7 @@ export async function ingestSampleCommand(ctx: CliContext, flags: IngestSampleFl
   const metadata = await ctx.metadata({ mustExist: false });
   const storage = await ctx.storage();
   const g = ctx.globals;
-  const rnd = prng(seed);
+  const rnd = rng(seed); // mulberry32, as the demo's traffic: a seed reproduces a sample
 
   let firstStreamId: number;
   if (flags.firstStreamId !== undefined) firstStreamId = parseInteger('--first-stream-id', flags.firstStreamId, 0);

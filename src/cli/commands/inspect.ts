@@ -7,7 +7,7 @@ import type { IndexEntry } from '../../format/types.js';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT_OK } from '../errors.js';
 import { table, writeJson, writeOut } from '../output.js';
-import { humanBytes } from '../parse.js';
+import { humanBytes } from '../../util/units.js';
 
 interface StreamRangeSummary {
   streamId: number;

@@ -5,7 +5,8 @@ import type { StreamRange } from '../../metadata/types.js';
 import type { CliContext } from '../context.js';
 import { EXIT_OK, EXIT_PROBLEMS, describeFailure } from '../errors.js';
 import { writeJson, writeOut } from '../output.js';
-import { humanBytes, parseInteger } from '../parse.js';
+import { humanBytes } from '../../util/units.js';
+import { parseInteger } from '../parse.js';
 
 export interface VerifyProblem {
   kind: 'stream' | 'object';
