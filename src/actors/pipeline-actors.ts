@@ -6,39 +6,53 @@
  */
 import type { Actor } from './runtime/actor-context.js';
 import { CreditReceiver, CreditSender } from './runtime/credit-channel.js';
-import type {
-  DurableUpload,
-  MergerToUploader,
-  OutputSpec,
-  PipelineSettings,
-  ReaderReport,
-  ReaderToMerger,
-  SupervisorToMerger,
-  SupervisorToReader,
-  UploaderReport,
+import {
+  destKey,
+  type DurableUpload,
+  type MergerToUploader,
+  type OutputSpec,
+  type PipelineSettings,
+  type ReaderReport,
+  type ReaderToMerger,
+  type SupervisorToMerger,
+  type SupervisorToReader,
+  type UploaderReport,
 } from '../messages/pipeline.js';
+import { objectKey } from '../format/index.js';
+import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
 import { S3Storage } from '../storage/s3-storage.js';
+import { iterationSegments, outputSpecs } from './segments.js';
 import { deferred, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
 import { Reader } from './reader.js';
 import { Uploader } from './uploader.js';
 
-export interface ReaderInit {
+/** What every pipeline actor knows of the run: the plan (summary + shared block table) and its output ids. */
+export interface RunInit {
   settings: PipelineSettings;
+  summary: PlanSummary;
+  table: PlanTable;
+  ssoId: number;
+  soIds: number[];
 }
 
-export interface MergerInit {
-  settings: PipelineSettings;
-  outputs: OutputSpec[];
+export type ReaderInit = RunInit;
+
+export interface MergerInit extends RunInit {
   /** Credit the merger grants the reader: the budget bounds it, the window only bounds queues. */
   inWindow: number;
 }
 
-export interface UploaderInit {
-  settings: PipelineSettings;
-  outputs: OutputSpec[];
+export interface UploaderInit extends RunInit {
+  /** Outputs completed by earlier attempts (`destKey`s): not uploaded again. */
+  done: string[];
   resume: DurableUpload | undefined;
   inWindow: number;
+}
+
+function outputsOf(init: RunInit, withEntries: boolean): OutputSpec[] {
+  const keyOf = (id: number) => objectKey(id, init.settings.storage.namespace);
+  return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds, withEntries ? new PlanBlocks(init.table) : undefined);
 }
 
 /** Bytes a cancelled actor waits for still-travelling messages before it gives up on them. */
@@ -49,10 +63,12 @@ export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = 
   const storage = S3Storage.fromConfig(settings.storage);
   const out = new CreditSender<ReaderToMerger>(ctx.port('out'), { signal: ctx.signal, name: 'reader→merger' });
   const reader = new Reader(storage, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, { report: (m) => ctx.send(m) }, settings);
+  const blocks = new PlanBlocks(ctx.init.table);
   try {
     for await (const msg of ctx.messages()) {
       try {
-        await reader.runIteration(msg.iteration, msg.segments, ctx.signal);
+        const segments = iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom);
+        await reader.runIteration(msg.iteration, segments, ctx.signal);
       } catch (err) {
         if (!ctx.signal.aborted) ctx.fail(err, msg.iteration);
       }
@@ -67,7 +83,8 @@ export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = 
 export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (ctx) => {
   const input = new CreditReceiver<ReaderToMerger>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'reader→merger' });
   const out = new CreditSender<MergerToUploader>(ctx.port('out'), { signal: ctx.signal, name: 'merger→uploader' });
-  const merger = new Merger(ctx.init.outputs, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, (bytes) => input.grant(bytes));
+  const merger = new Merger(outputsOf(ctx.init, true), ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, (bytes) => input.grant(bytes));
+  const blocks = new PlanBlocks(ctx.init.table);
   // Bytes of iteration i arrive only after the reader got iteration i's start, but that start
   // and the merger's come on different ports: data waits here for its iteration's start.
   const started = new Map<number, Deferred<void>>();
@@ -78,7 +95,7 @@ export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (
   };
   const control = (async () => {
     for await (const msg of ctx.messages()) {
-      merger.startIteration(msg.iteration, msg.segments);
+      merger.startIteration(msg.iteration, iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom));
       startOf(msg.iteration).resolve();
       try {
         await merger.flush();
@@ -111,8 +128,9 @@ export const uploaderActor: Actor<UploaderInit, never, UploaderReport> = async (
   const { settings } = ctx.init;
   const storage = S3Storage.fromConfig(settings.storage);
   const input = new CreditReceiver<MergerToUploader>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'merger→uploader' });
+  const done = new Set(ctx.init.done);
   const uploader = new Uploader(
-    ctx.init.outputs,
+    outputsOf(ctx.init, false).filter((o) => !done.has(destKey(o.dest))),
     ctx.init.resume,
     storage,
     ctx.budget,

@@ -2,41 +2,42 @@
  * Turns a plan into what the actors work on: the outputs of the run, and the segments of one
  * iteration attempt. A restarted attempt resumes the SSO's upload after its last durable part,
  * so it re-reads SSO bytes from there (possibly from the middle of a block of an earlier
- * iteration) and never re-uploads what is already safe.
+ * iteration) and never re-uploads what is already safe. Runs on the actors' threads, over the
+ * plan's shared block table.
  */
 import type { IndexEntry } from '../format/types.js';
 import type { Dest, OutputSpec, Segment } from '../messages/pipeline.js';
-import type { CompactionPlan, PlannedBlock } from '../plan/types.js';
+import type { PlanBlocks, PlanSummary } from '../plan/table.js';
 
-export function outputSpecs(plan: CompactionPlan, keyOf: (objectId: number) => string, ssoId: number, soIds: readonly number[]): OutputSpec[] {
-  const entries = new Map<string, IndexEntry[]>();
-  const push = (k: string, b: PlannedBlock) => {
-    let list = entries.get(k);
-    if (!list) entries.set(k, (list = []));
-    list.push({ streamId: b.streamId, startOffset: b.startOffset, endOffset: b.endOffset, recordCount: b.recordCount, position: b.dest.offset, size: b.size });
-  };
-  for (const it of plan.iterations) {
-    for (const b of it.blocks) push(b.dest.kind === 'sso' ? 'sso' : `so:${b.dest.index}`, b);
-  }
-  const byPosition = (a: IndexEntry, b: IndexEntry) => a.position - b.position;
+/** The run's outputs: the SSO (if any) first, then stream objects by index. */
+export function outputSpecs(
+  summary: PlanSummary,
+  keyOf: (objectId: number) => string,
+  ssoId: number,
+  soIds: readonly number[],
+  blocks?: PlanBlocks,
+): OutputSpec[] {
   const specs: OutputSpec[] = [];
-  if (plan.sso) {
-    specs.push({ dest: { kind: 'sso' }, key: keyOf(ssoId), dataSize: plan.sso.dataSize, entries: (entries.get('sso') ?? []).sort(byPosition), closesIn: plan.sso.closesIn });
+  if (summary.sso) specs.push({ dest: { kind: 'sso' }, key: keyOf(ssoId), dataSize: summary.sso.dataSize, entries: [], closesIn: summary.sso.closesIn });
+  for (const so of summary.streamObjects) {
+    specs.push({ dest: { kind: 'so', index: so.index }, key: keyOf(soIds[so.index]!), dataSize: so.dataSize, entries: [], closesIn: so.iteration });
   }
-  for (const so of plan.streamObjects) {
-    specs.push({
-      dest: { kind: 'so', index: so.index },
-      key: keyOf(soIds[so.index]!),
-      dataSize: so.dataSize,
-      entries: (entries.get(`so:${so.index}`) ?? []).sort(byPosition),
-      closesIn: so.iteration,
-    });
+  if (blocks) {
+    // Index entries only where they are written (the merger): blocks are in output order per
+    // output, so each list comes out sorted by position.
+    const ssoEntries: IndexEntry[] | undefined = summary.sso ? specs[0]!.entries : undefined;
+    const soEntries = specs.slice(summary.sso ? 1 : 0).map((s) => s.entries);
+    for (let i = 0; i < blocks.count; i++) {
+      const list = blocks.isSso(i) ? ssoEntries : soEntries[blocks.destIndex(i)];
+      list!.push(blocks.outputEntry(i));
+    }
+    for (const s of specs) s.entries.sort((a, b) => a.position - b.position);
   }
   return specs;
 }
 
-function toDest(b: PlannedBlock): Dest {
-  return b.dest.kind === 'sso' ? { kind: 'sso' } : { kind: 'so', index: b.dest.index };
+function destOf(blocks: PlanBlocks, i: number): Dest {
+  return blocks.isSso(i) ? { kind: 'sso' } : { kind: 'so', index: blocks.destIndex(i) };
 }
 
 /**
@@ -45,18 +46,23 @@ function toDest(b: PlannedBlock): Dest {
  * bytes of earlier iterations; a fresh one after a failure has only the durable parts, so SSO
  * bytes from there on are read again, from earlier iterations' blocks if need be.
  */
-export function iterationSegments(plan: CompactionPlan, iteration: number, ssoFrom: number): Segment[] {
+export function iterationSegments(summary: PlanSummary, blocks: PlanBlocks, iteration: number, ssoFrom: number): Segment[] {
   const segments: Segment[] = [];
   let seq = 0;
-  const add = (b: PlannedBlock) => {
-    const skip = b.dest.kind === 'sso' ? Math.max(0, ssoFrom - b.dest.offset) : 0;
-    if (skip >= b.size) return;
-    segments.push({ seq: seq++, key: b.key, srcPos: b.position + skip, size: b.size - skip, dest: toDest(b), destOffset: b.dest.offset + skip });
+  const add = (i: number) => {
+    const offset = blocks.destOffset(i);
+    const size = blocks.size(i);
+    const skip = blocks.isSso(i) ? Math.max(0, ssoFrom - offset) : 0;
+    if (skip >= size) return;
+    segments.push({ seq: seq++, key: blocks.key(i), srcPos: blocks.position(i) + skip, size: size - skip, dest: destOf(blocks, i), destOffset: offset + skip });
   };
-  for (let i = 0; i < iteration; i++) {
-    if (plan.iterations[i]!.ssoBytesBefore + plan.iterations[i]!.bytes <= ssoFrom) continue;
-    for (const b of plan.iterations[i]!.blocks) if (b.dest.kind === 'sso') add(b);
+  for (let it = 0; it < iteration; it++) {
+    const info = summary.iterations[it]!;
+    if (info.ssoBytesBefore + info.bytes <= ssoFrom) continue;
+    const [start, end] = blocks.iterationRange(it);
+    for (let i = start; i < end; i++) if (blocks.isSso(i)) add(i);
   }
-  for (const b of plan.iterations[iteration]!.blocks) add(b);
+  const [start, end] = blocks.iterationRange(iteration);
+  for (let i = start; i < end; i++) add(i);
   return segments;
 }

@@ -14,28 +14,43 @@
 import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
-import { CompactorError, toCompactorError } from '../errors.js';
+import { CompactorError, deserializeError, toCompactorError } from '../errors.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
 import {
   destKey,
   type DurableUpload,
   type PipelineSettings,
+  type PlannerReport,
   type ReaderReport,
   type SupervisorToMerger,
+  type SupervisorToPlanner,
   type SupervisorToReader,
   type UploaderReport,
 } from '../messages/pipeline.js';
-import type { CompactionPlan } from '../plan/types.js';
+import type { PlanSummary, PlanTable } from '../plan/table.js';
+import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
 import { runWithRestarts } from './runtime/supervision.js';
-import type { MergerInit, ReaderInit, UploaderInit } from './pipeline-actors.js';
-import { iterationSegments, outputSpecs } from './segments.js';
+import type { MergerInit, ReaderInit, RunInit, UploaderInit } from './pipeline-actors.js';
+import type { PlannerInit } from './planner.js';
+import { outputSpecs } from './segments.js';
 import { backoffDelay, withDeadline } from '../util/async.js';
 
-const ACTORS_MODULE = new URL(import.meta.url.endsWith('.ts') ? './pipeline-actors.ts' : './pipeline-actors.js', import.meta.url);
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const ACTORS_MODULE = new URL(`./pipeline-actors${ext}`, import.meta.url);
+const PLANNER_MODULE = new URL(`./planner${ext}`, import.meta.url);
+
+/** A run's plan, made on the planner actor, which stays for the coverage check before commit. */
+export interface PlannerSession {
+  summary: PlanSummary;
+  table: PlanTable;
+  /** Checks the plan again against stream metadata as it is now; throws PlanError on a hole. */
+  check(streams: StreamMetadata[]): Promise<void>;
+  close(): Promise<void>;
+}
 
 export interface SupervisorDeps {
   storage: ObjectStorage;
@@ -101,10 +116,49 @@ export class Supervisor {
     return this.pool;
   }
 
-  async execute(req: { runId: number; plan: CompactionPlan; ssoId: number; soIds: readonly number[]; signal: AbortSignal }): Promise<ExecutionResult> {
-    const { plan, runId, signal } = req;
+  /** Reads indexes and plans on a worker thread; the host's thread only receives the summary. */
+  async plan(req: { candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; nowMs: number; signal: AbortSignal }): Promise<PlannerSession> {
+    const { storage, options } = this.deps;
+    const handle = this.actorPool().spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
+      PLANNER_MODULE,
+      'plannerActor',
+      {
+        storage: await storage.workerConfig(),
+        candidates: req.candidates,
+        streams: req.streams,
+        nowMs: req.nowMs,
+        options,
+        indexReadConcurrency: options.indexReadConcurrency,
+      },
+      // Planning is one long synchronous step: heartbeats pause while it runs.
+      { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs },
+    );
+    const close = async () => {
+      await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
+    };
+    try {
+      const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
+      return {
+        summary: planned.summary,
+        table: planned.table,
+        check: async (streams) => {
+          const reply = handle.waitFor('checked', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
+          handle.send({ type: 'check', streams }, []);
+          const { error } = await reply;
+          if (error) throw deserializeError(error);
+        },
+        close,
+      };
+    } catch (err) {
+      await close();
+      throw toCompactorError(err);
+    }
+  }
+
+  async execute(req: { runId: number; summary: PlanSummary; table: PlanTable; ssoId: number; soIds: number[]; signal: AbortSignal }): Promise<ExecutionResult> {
+    const { summary, table, runId, signal, ssoId, soIds } = req;
     const { storage, options, budget, emit, logger } = this.deps;
-    const outputs = outputSpecs(plan, (id) => storage.keyOf(id), req.ssoId, req.soIds);
+    const outputs = outputSpecs(summary, (id) => storage.keyOf(id), ssoId, soIds);
     const settings: PipelineSettings = {
       storage: await storage.workerConfig(),
       partSize: options.partSize,
@@ -128,17 +182,18 @@ export class Supervisor {
       const m2u = new MessageChannel();
       const mergerWindow = Math.max(options.memoryLimit, settings.maxGetSize);
       const uploaderWindow = Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize);
-      const reader = pool.spawn<ReaderInit, SupervisorToReader, ReaderReport>(ACTORS_MODULE, 'readerActor', { settings }, { name: `reader(run ${runId})`, ports: { out: r2m.port1 } });
+      const run: RunInit = { settings, summary, table, ssoId, soIds };
+      const reader = pool.spawn<ReaderInit, SupervisorToReader, ReaderReport>(ACTORS_MODULE, 'readerActor', run, { name: `reader(run ${runId})`, ports: { out: r2m.port1 } });
       const merger = pool.spawn<MergerInit, SupervisorToMerger, never>(
         ACTORS_MODULE,
         'mergerActor',
-        { settings, outputs, inWindow: mergerWindow },
+        { ...run, inWindow: mergerWindow },
         { name: `merger(run ${runId})`, ports: { in: r2m.port2, out: m2u.port1 } },
       );
       const uploader = pool.spawn<UploaderInit, never, UploaderReport>(
         ACTORS_MODULE,
         'uploaderActor',
-        { settings, outputs: outputs.filter((o) => !state.objectSizes.has(destKey(o.dest))), resume: state.durable(options.partSize), inWindow: uploaderWindow },
+        { ...run, done: [...state.objectSizes.keys()], resume: state.durable(options.partSize), inWindow: uploaderWindow },
         { name: `uploader(run ${runId})`, ports: { in: m2u.port2 } },
       );
       const subscriptions = [
@@ -184,22 +239,19 @@ export class Supervisor {
     const runIteration = async (i: number, attempt: number, attemptSignal: AbortSignal): Promise<void> => {
       actors ??= spawn();
       const a = actors;
-      const segments = iterationSegments(plan, i, ssoHave);
       emit({ type: 'iteration.started', runId, iteration: i, attempt });
       const done = a.uploader.waitFor('iteration.done', { filter: (m) => m.iteration === i, signal: attemptSignal });
       const failed = firstFailure([a.reader, a.merger, a.uploader]).then(({ error }) => {
         throw error;
       });
-      // Explicitly nothing to transfer: a segment list is large, and looking for buffers in it
-      // would walk every object on this (the host's) thread.
-      a.merger.send({ type: 'iteration.start', iteration: i, segments }, []);
-      a.reader.send({ type: 'iteration.start', iteration: i, segments }, []);
+      a.merger.send({ type: 'iteration.start', iteration: i, ssoFrom: ssoHave }, []);
+      a.reader.send({ type: 'iteration.start', iteration: i, ssoFrom: ssoHave }, []);
       await withDeadline(Promise.race([done, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, attemptSignal);
       emit({ type: 'iteration.finished', runId, iteration: i, attempt });
     };
 
     try {
-      for (let i = 0; i < plan.iterations.length; i++) {
+      for (let i = 0; i < summary.iterations.length; i++) {
         // Drawn when an attempt fails, so the event can say how long the restart will wait.
         let nextDelayMs = 0;
         await runWithRestarts(
@@ -236,14 +288,14 @@ export class Supervisor {
             },
           },
         );
-        ssoHave = plan.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
+        ssoHave = summary.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
       }
       for (const o of outputs) {
         if (!state.objectSizes.has(destKey(o.dest))) {
           throw new CompactorError('ERR_INTERNAL', `output ${o.key} was not completed although every iteration finished`);
         }
       }
-      return { objectSizes: state.objectSizes, iterations: plan.iterations.length, restarts, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten };
+      return { objectSizes: state.objectSizes, iterations: summary.iterations.length, restarts, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten };
     } catch (err) {
       await this.abortUploads(state, () => true, runId);
       // Complete outputs of a failed run are never committed: remove them now (GC would later).

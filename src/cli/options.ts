@@ -34,7 +34,7 @@ export const TUNABLES: readonly TunableOption[] = [
   { key: 'minPartSize', flag: '--min-part-size', kind: 'size', planner: true, description: "smallest allowed part size (S3's minimum; lower only for stores that allow it)" },
   { key: 'interval', flag: '--interval', kind: 'duration', planner: false, description: 'time between runs with --watch' },
   { key: 'soonInterval', flag: '--soon-interval', kind: 'duration', planner: false, description: 'delay before the next run when objects were deferred (--watch)' },
-  { key: 'threads', flag: '--threads', kind: 'int', planner: false, description: 'worker threads for the reader, merger and uploader actors (>= 3)' },
+  { key: 'threads', flag: '--threads', kind: 'int', planner: false, description: 'worker threads for the planner, reader, merger and uploader actors (>= 4)' },
   { key: 'maxIterationAttempts', flag: '--max-iteration-attempts', kind: 'int', planner: false, description: 'attempts of one iteration on retryable failures' },
   { key: 'retryBaseDelayMs', flag: '--retry-base-delay', kind: 'duration', planner: false, description: 'base backoff between iteration attempts' },
   { key: 'retryMaxDelayMs', flag: '--retry-max-delay', kind: 'duration', planner: false, description: 'cap of the backoff between iteration attempts' },
@@ -106,7 +106,7 @@ export function parseTunables(opts: Record<string, unknown>): Partial<CompactorO
       `must be at least ${formatSize(minPartSize)} (${minPartSize === DEFAULT_PLANNER_OPTIONS.minPartSize ? 'S3 refuses smaller multipart parts' : '--min-part-size'}), got ${formatSize(partSize)}`,
     );
   }
-  // Everything else the library checks (threads >= 3, part size <= 5 GiB, ...), before any I/O:
+  // Everything else the library checks (threads >= 4, part size <= 5 GiB, ...), before any I/O:
   // its OptionsError names the option, which the CLI maps to the flag.
   const probeStorage = { getRange() {} } as unknown as ObjectStorage;
   const probeMetadata = { commitStreamSetObject() {} } as unknown as MetadataStore;

@@ -1,13 +1,13 @@
 import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
 import { AbortError, StateError, toCompactorError, type CompactorError } from '../errors.js';
-import { readObjectIndex } from '../format/index.js';
-import type { MetadataStore, StreamSetObjectMetadata } from '../metadata/types.js';
-import { checkCoverage, planCompaction } from '../plan/index.js';
-import type { CompactionPlan, PlanInputObject } from '../plan/types.js';
+import type { MetadataStore, StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
+import { planCompaction } from '../plan/index.js';
+import type { CompactionPlan, PlanExclusion, PlanInputObject } from '../plan/types.js';
+import { readIndexes } from '../actors/planner.js';
 import type { ObjectStorage } from '../storage/types.js';
-import { forEachConcurrent, linkedController } from '../util/async.js';
-import { Supervisor, type ExecutionResult } from '../actors/supervisor.js';
+import { linkedController } from '../util/async.js';
+import { Supervisor, type ExecutionResult, type PlannerSession } from '../actors/supervisor.js';
 import { MemoryBudget } from '../actors/runtime/index.js';
 import type { CompactionReport, CompactorEvent } from './events.js';
 import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
@@ -69,9 +69,14 @@ export class Compactor {
     const started = Date.now();
     const log = this.logger.child({ runId, nodeId: this.options.nodeId });
     this.events.next({ type: 'run.started', runId });
+    let planner: PlannerSession | undefined;
     try {
       await this.deleteDue(signal);
-      const { plan, objects } = await this.plan(signal);
+      const { candidates, streams, waiting } = await this.candidates();
+      // Index parsing and planning run on a worker: this thread only gets the summary.
+      planner = await this.supervisor.plan({ candidates, streams, nowMs: Date.now(), signal });
+      const plan = planner.summary;
+      plan.deferred.push(...waiting);
       this.events.next({
         type: 'run.planned',
         runId,
@@ -97,13 +102,12 @@ export class Compactor {
       this.budget.resetHighWater();
       const result: ExecutionResult =
         plan.iterations.length > 0
-          ? await this.supervisor.execute({ runId, plan, ssoId, soIds, signal })
+          ? await this.supervisor.execute({ runId, summary: plan, table: planner.table, ssoId, soIds, signal })
           : { objectSizes: new Map(), iterations: 0, restarts: 0, bytesRead: 0, bytesWritten: 0 };
       try {
         // Stream metadata may have moved on while the run read and wrote: check the plan again
         // against what is true now, just before the commit.
-        const fresh = await this.metadata.getStreams([...new Set(objects.flatMap((o) => o.meta.ranges.map((r) => r.streamId)))]);
-        checkCoverage(plan, { objects, streams: fresh });
+        await planner.check(await this.metadata.getStreams(streams.map((s) => s.streamId)));
         const streamObjects = plan.streamObjects.map((so, i) => ({
           objectId: soIds[i]!,
           streamId: so.streamId,
@@ -148,40 +152,38 @@ export class Compactor {
       this.events.next({ type: 'run.failed', runId, error });
       log.warn({ err: error }, 'compaction run failed');
       throw error;
+    } finally {
+      await planner?.close();
     }
   }
 
-  /** Picks candidates, reads their indexes in parallel and plans. Pure planning, no writes. */
-  async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
-    const { nodeId, maxObjectsPerRun, indexReadConcurrency } = this.options;
+  /**
+   * The run's candidates: this node's live SSOs, newest `dataTimeMs` first, at most
+   * `maxObjectsPerRun` (the rest wait for a run soon after), and the metadata of their streams.
+   */
+  private async candidates(): Promise<{ candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; waiting: PlanExclusion[] }> {
+    const { nodeId, maxObjectsPerRun } = this.options;
     const all = await this.metadata.listStreamSetObjects({ nodeId });
-    const candidates = [...all].sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId).slice(0, maxObjectsPerRun);
-    const objects: PlanInputObject[] = new Array(candidates.length);
-    await forEachConcurrent(
-      candidates,
-      indexReadConcurrency,
-      async (meta: StreamSetObjectMetadata, i, lane) => {
-        const key = this.storage.keyOf(meta.objectId);
-        try {
-          const index = await readObjectIndex((s, e) => this.storage.getRange(key, s, e, { signal: lane }), meta.objectSize, key);
-          objects[i] = { meta, key, index };
-        } catch (err) {
-          const e = toCompactorError(err);
-          // A cancelled run is not an unreadable object.
-          if (e.code === 'ERR_ABORTED') throw e;
-          objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}` } };
-        }
-      },
-      signal,
-    );
-    const streamIds = [...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))];
-    const streams = await this.metadata.getStreams(streamIds);
+    const sorted = [...all].sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId);
+    const candidates = sorted.slice(0, maxObjectsPerRun);
+    const waiting = sorted.slice(maxObjectsPerRun).map((o) => ({
+      objectId: o.objectId,
+      key: this.storage.keyOf(o.objectId),
+      reason: `more than maxObjectsPerRun (${maxObjectsPerRun}) objects wait`,
+    }));
+    const streams = await this.metadata.getStreams([...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))]);
+    return { candidates, streams, waiting };
+  }
+
+  /**
+   * A dry run: the plan a run would execute now, in full (every block), computed on this thread.
+   * For printing (the CLI's `plan`); `compactOnce` plans on a worker instead.
+   */
+  async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
+    const { candidates, streams, waiting } = await this.candidates();
+    const objects = await readIndexes(this.storage, candidates, this.options.indexReadConcurrency, signal);
     const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options });
-    if (all.length > candidates.length) {
-      for (const o of all) {
-        if (!candidates.includes(o)) plan.deferred.push({ objectId: o.objectId, key: this.storage.keyOf(o.objectId), reason: `more than maxObjectsPerRun (${maxObjectsPerRun}) objects wait` });
-      }
-    }
+    plan.deferred.push(...waiting);
     return { plan, objects };
   }
 

@@ -16,7 +16,7 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   interval?: number;
   /** Delay before the next scheduled run when objects were deferred. Default 5 s. */
   soonInterval?: number;
-  /** Worker threads hosting the reader, merger and uploader actors. Default 3. */
+  /** Worker threads hosting the planner, reader, merger and uploader actors. Default 4. */
   threads?: number;
   /** Attempts of one iteration, the first included, for retryable failures. Default 3. */
   maxIterationAttempts?: number;
@@ -66,7 +66,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
 export const COMPACTOR_DEFAULTS = Object.freeze({
   interval: 5 * 60_000,
   soonInterval: 5_000,
-  threads: 3,
+  threads: 4,
   maxIterationAttempts: 3,
   retryBaseDelayMs: 200,
   retryMaxDelayMs: 5_000,
@@ -96,6 +96,6 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     const v = opts[k];
     if (v !== undefined) out[k] = checkPositiveInt(k, v);
   }
-  if (out.threads < 3) throw new OptionsError('threads', `must be at least 3 (one each for the reader, merger and uploader), got ${out.threads}`);
+  if (out.threads < 4) throw new OptionsError('threads', `must be at least 4 (one each for the planner, reader, merger and uploader), got ${out.threads}`);
   return out;
 }

@@ -3,7 +3,10 @@
  * back to the supervisor only as typed messages. Every union is closed, so a sender and a
  * receiver that disagree fail to compile.
  */
+import type { SerializedError } from '../errors.js';
 import type { IndexEntry } from '../format/types.js';
+import type { StreamMetadata } from '../metadata/types.js';
+import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { S3StorageConfig } from '../storage/types.js';
 
 /** Where output bytes go: the run's one new SSO, or stream object number `index`. */
@@ -61,8 +64,17 @@ export interface PipelineSettings {
 
 // ---- supervisor → actors ----------------------------------------------------------------------
 
-export type SupervisorToReader = { type: 'iteration.start'; iteration: number; segments: Segment[] };
-export type SupervisorToMerger = { type: 'iteration.start'; iteration: number; segments: Segment[] };
+/** Each actor derives the iteration's segments from the shared plan table: only numbers travel. */
+export type IterationStart = { type: 'iteration.start'; iteration: number; ssoFrom: number };
+export type SupervisorToReader = IterationStart;
+export type SupervisorToMerger = IterationStart;
+
+// ---- planner ------------------------------------------------------------------------------------
+
+export type SupervisorToPlanner = { type: 'check'; streams: StreamMetadata[] };
+export type PlannerReport =
+  | { type: 'planned'; summary: PlanSummary; table: PlanTable }
+  | { type: 'checked'; error?: SerializedError };
 
 // ---- data plane --------------------------------------------------------------------------------
 

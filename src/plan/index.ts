@@ -17,3 +17,4 @@ export type {
   PlannerOptions,
   SsoResumePoint,
 } from './types.js';
+export { summarizePlan, encodePlanTable, PlanBlocks, type PlanSummary, type PlanTable } from './table.js';

@@ -196,7 +196,7 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
 
   it('a library-checked option is named by its flag', async () => {
     const r = await runCli([...global, 'compact', '--threads', '2']);
-    expectOneLineError(r, 2, 'option "--threads"', 'at least 3');
+    expectOneLineError(r, 2, 'option "--threads"', 'at least 4');
   });
 
   it('an unparsable size', async () => {
@@ -267,7 +267,7 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
       ['--max-objects-per-run <n>', '500'],
       ['--force-split-after <duration>', '2h'],
       ['--interval <duration>', '5m'],
-      ['--threads <n>', '3'],
+      ['--threads <n>', '4'],
       ['--max-get-size <size>', '16MiB'],
     ] as const) {
       expect(flat).toMatch(new RegExp(`${flag.replace(/[<>]/g, '.')} .*?\\(default: ${def}\\)`));

@@ -44,7 +44,7 @@ describe('option value parsers', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(OptionsError);
-    expect(describeFailure(err)).toEqual({ message: expect.stringContaining('option "--threads": must be at least 3'), exitCode: EXIT_USAGE });
+    expect(describeFailure(err)).toEqual({ message: expect.stringContaining('option "--threads": must be at least 4'), exitCode: EXIT_USAGE });
   });
 
   it('describeFailure: one line, exit codes', () => {

@@ -1,0 +1,76 @@
+/**
+ * Planner actor: reads the candidates' indexes, plans and checks the plan, all on a worker
+ * thread, so the host's event loop never carries index parsing or planning (a second or more
+ * for a million index entries). It answers with a small summary and the block table in shared
+ * memory, then stays for the run to check coverage again against fresh stream metadata right
+ * before the commit.
+ */
+import { serializeError, toCompactorError } from '../errors.js';
+import { readObjectIndex } from '../format/index.js';
+import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
+import type { PlannerReport, SupervisorToPlanner } from '../messages/pipeline.js';
+import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '../plan/index.js';
+import type { PlanInputObject, PlannerOptions } from '../plan/types.js';
+import { S3Storage } from '../storage/s3-storage.js';
+import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
+import { forEachConcurrent } from '../util/async.js';
+import type { Actor } from './runtime/actor-context.js';
+
+export interface PlannerInit {
+  storage: S3StorageConfig;
+  candidates: StreamSetObjectMetadata[];
+  streams: StreamMetadata[];
+  nowMs: number;
+  options: PlannerOptions;
+  indexReadConcurrency: number;
+}
+
+/** Reads every candidate's index in parallel; an unreadable one becomes `{ error }` for the planner. */
+export async function readIndexes(
+  storage: ObjectStorage,
+  candidates: readonly StreamSetObjectMetadata[],
+  concurrency: number,
+  signal?: AbortSignal,
+): Promise<PlanInputObject[]> {
+  const objects: PlanInputObject[] = new Array(candidates.length);
+  await forEachConcurrent(
+    candidates,
+    concurrency,
+    async (meta, i, lane) => {
+      const key = storage.keyOf(meta.objectId);
+      try {
+        const index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal: lane }), meta.objectSize, key);
+        objects[i] = { meta, key, index };
+      } catch (err) {
+        const e = toCompactorError(err);
+        // A cancelled run is not an unreadable object.
+        if (e.code === 'ERR_ABORTED') throw e;
+        objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}` } };
+      }
+    },
+    signal,
+  );
+  return objects;
+}
+
+export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport> = async (ctx) => {
+  const { init } = ctx;
+  const storage = S3Storage.fromConfig(init.storage);
+  try {
+    const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal);
+    const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options });
+    checkCoverage(plan, { objects, streams: init.streams });
+    // The table's SharedArrayBuffer is shared, not transferred: nothing to list, nothing to walk.
+    ctx.send({ type: 'planned', summary: summarizePlan(plan), table: encodePlanTable(plan) }, []);
+    for await (const msg of ctx.messages()) {
+      try {
+        checkCoverage(plan, { objects, streams: msg.streams });
+        ctx.send({ type: 'checked' }, []);
+      } catch (err) {
+        ctx.send({ type: 'checked', error: serializeError(err) }, []);
+      }
+    }
+  } finally {
+    storage.close();
+  }
+};
