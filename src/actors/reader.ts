@@ -18,34 +18,24 @@ export interface ReadRequest {
   firstSeq: number;
 }
 
-/** Rounds of GETs over the source objects an iteration is read in (see `planReads`). */
-const READ_ROUNDS = 8;
-const MIN_GET_SIZE = 256 * 1024;
-
 /**
  * Coalesces segments into GETs: same key, adjacent bytes, at most `maxGetSize` each, issued in
- * output order. Output order interleaves every source object (stream by stream), so one GET per
- * object would hold back all output until every object is read. GETs of about 1/8 of an
- * object's share let the merger and uploader start after the first round of reads and overlap
- * the rest, at the price of a few more requests (never below 256 KiB each).
+ * output order. Fewer, larger GETs win: against S3 (and moto) the cost per request outweighs the
+ * earlier start smaller GETs would give the merger (measured: 1/8-object GETs ran at 0.6x).
  */
 export function planReads(segments: readonly Segment[], maxGetSize: number): ReadRequest[] {
   const byKey = new Map<string, Segment[]>();
-  let total = 0;
   for (const s of segments) {
     let list = byKey.get(s.key);
     if (!list) byKey.set(s.key, (list = []));
     list.push(s);
-    total += s.size;
   }
-  const perObject = byKey.size > 0 ? total / byKey.size : 0;
-  const cap = Math.min(maxGetSize, Math.max(MIN_GET_SIZE, Math.ceil(perObject / READ_ROUNDS)));
   const reads: ReadRequest[] = [];
   for (const [key, list] of byKey) {
     list.sort((a, b) => a.srcPos - b.srcPos);
     let cur: ReadRequest | undefined;
     for (const s of list) {
-      if (!cur || s.srcPos !== cur.end || s.srcPos + s.size - cur.start > cap) {
+      if (!cur || s.srcPos !== cur.end || s.srcPos + s.size - cur.start > maxGetSize) {
         cur = { key, start: s.srcPos, end: s.srcPos, pieces: [], firstSeq: s.seq };
         reads.push(cur);
       }
