@@ -163,7 +163,10 @@ export class Compactor {
    */
   private async candidates(): Promise<{ candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; waiting: PlanExclusion[] }> {
     const { nodeId, maxObjectsPerRun } = this.options;
-    const all = await this.metadata.listStreamSetObjects({ nodeId });
+    // No ranges: planning reads the indexes, and a node's ranges can number in the hundreds of
+    // thousands (a synchronous store would stall the host's thread loading them).
+    const lean = typeof this.metadata.getStreamsOfNode === 'function';
+    const all = await this.metadata.listStreamSetObjects({ nodeId, withRanges: !lean });
     const sorted = [...all].sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId);
     const candidates = sorted.slice(0, maxObjectsPerRun);
     const waiting = sorted.slice(maxObjectsPerRun).map((o) => ({
@@ -171,7 +174,9 @@ export class Compactor {
       key: this.storage.keyOf(o.objectId),
       reason: `more than maxObjectsPerRun (${maxObjectsPerRun}) objects wait`,
     }));
-    const streams = await this.metadata.getStreams([...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))]);
+    const streams = lean
+      ? await this.metadata.getStreamsOfNode!(nodeId)
+      : await this.metadata.getStreams([...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))]);
     return { candidates, streams, waiting };
   }
 

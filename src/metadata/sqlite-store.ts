@@ -127,6 +127,12 @@ function prepareStatements(db: BetterSqlite3.Database) {
       `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
        WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ? ORDER BY r.object_id, r.stream_id`,
     ),
+    streamsOfNode: db.prepare<[number], StreamRow>(
+      `SELECT * FROM streams WHERE stream_id IN (
+         SELECT DISTINCT r.stream_id FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+         WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ?)
+       ORDER BY stream_id`,
+    ),
     liveSsosOfStream: db.prepare<[number], ObjectRow>(
       `SELECT * FROM objects WHERE kind = 'sso' AND state = 'live'
          AND object_id IN (SELECT object_id FROM sso_ranges WHERE stream_id = ?)
@@ -337,11 +343,16 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   /** Live SSOs of a node by orderId (then objectId), each with its ranges sorted by streamId. */
-  async listStreamSetObjects(req: { nodeId?: number; streamId?: number } = {}): Promise<StreamSetObjectMetadata[]> {
+  async listStreamSetObjects(req: { nodeId?: number; streamId?: number; withRanges?: boolean } = {}): Promise<StreamSetObjectMetadata[]> {
     return this.read('listStreamSetObjects', () => {
       checkObject('req', req);
       const nodeId = req.nodeId === undefined ? undefined : int('nodeId', req.nodeId);
       const streamId = req.streamId === undefined ? undefined : int('streamId', req.streamId);
+      if (req.withRanges === false && streamId === undefined) {
+        const rows = nodeId === undefined ? this.st.allLiveSsos.all() : this.st.liveSsosOfNode.all(nodeId);
+        const ssos = assembleSsos(rows, []);
+        return nodeId === undefined ? ssos.sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId) : ssos;
+      }
       if (streamId !== undefined) {
         const ssos = assembleSsos(this.st.liveSsosOfStream.all(streamId), this.st.liveSsoRangesOfStream.all(streamId));
         return nodeId === undefined ? ssos : ssos.filter((o) => o.nodeId === nodeId);
@@ -350,6 +361,11 @@ export class SqliteMetadataStore implements MetadataStore {
         ? assembleSsos(this.st.allLiveSsos.all(), this.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
         : assembleSsos(this.st.liveSsosOfNode.all(nodeId), this.st.liveSsoRangesOfNode.all(nodeId));
     });
+  }
+
+  /** The streams with a range in a live SSO of `nodeId`, by streamId. */
+  async getStreamsOfNode(nodeId: number): Promise<StreamMetadata[]> {
+    return this.read('getStreamsOfNode', () => this.st.streamsOfNode.all(int('nodeId', nodeId)).map(streamFromRow));
   }
 
   /** Live stream objects of a stream by startOffset. */

@@ -78,8 +78,14 @@ export interface MetadataStore {
   prepareObjectIds(count: number, opts?: { ttlMs?: number }): Promise<number>;
   /** Atomic: all of it becomes visible, or none (and it throws). */
   commitStreamSetObject(req: CommitStreamSetObjectRequest): Promise<void>;
-  /** Live SSOs ordered by orderId; `nodeId` and `streamId` narrow the list (both optional). */
-  listStreamSetObjects(req?: { nodeId?: number; streamId?: number }): Promise<StreamSetObjectMetadata[]>;
+  /**
+   * Live SSOs ordered by orderId; `nodeId` and `streamId` narrow the list (both optional).
+   * `withRanges: false` lets a store leave `ranges` empty: a node's SSOs can hold hundreds of
+   * thousands of ranges that planning does not need.
+   */
+  listStreamSetObjects(req?: { nodeId?: number; streamId?: number; withRanges?: boolean }): Promise<StreamSetObjectMetadata[]>;
+  /** Optional: the streams with a range in a live SSO of the node (else derived from the ranges). */
+  getStreamsOfNode?(nodeId: number): Promise<StreamMetadata[]>;
   listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]>;
   /** Objects removed by commits whose grace period ends at or before `nowMs`. */
   listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]>;

@@ -31,6 +31,12 @@ describe('listStreamSetObjects filters', () => {
     expect(await ids({ streamId: 1 })).toEqual([13]);
     // Ordered by orderId: 13 inherits orderId 10 from the SSOs it compacted.
     expect(await ids({ streamId: 3 })).toEqual([13, 11]);
+    // Lean listing for planning: same objects, no ranges; the node's streams from one query.
+    const lean = await store.listStreamSetObjects({ nodeId: 1, withRanges: false });
+    expect(lean.map((o) => [o.objectId, o.ranges])).toEqual([[13, []]]);
+    expect((await store.getStreamsOfNode(1)).map((s) => s.streamId)).toEqual([1, 2, 3]);
+    expect((await store.getStreamsOfNode(2)).map((s) => s.streamId)).toEqual([2, 3]);
+    expect(await store.getStreamsOfNode(9)).toEqual([]);
     await store.close();
   });
 });
