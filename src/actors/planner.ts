@@ -25,6 +25,12 @@ export interface PlannerInit {
   indexReadConcurrency: number;
 }
 
+/**
+ * SSOs of a WAL hold short ranges of many streams: their indexes (36 B an entry) often pass the
+ * format's 8 KiB tail guess, and a second GET per object costs more than 56 KiB more in the first.
+ */
+const INDEX_MIN_GUESS = 64 * 1024;
+
 /** Reads every candidate's index in parallel; an unreadable one becomes `{ error }` for the planner. */
 export async function readIndexes(
   storage: ObjectStorage,
@@ -39,7 +45,7 @@ export async function readIndexes(
     async (meta, i, lane) => {
       const key = storage.keyOf(meta.objectId);
       try {
-        const index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal: lane }), meta.objectSize, key);
+        const index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal: lane }), meta.objectSize, key, { minGuess: INDEX_MIN_GUESS });
         objects[i] = { meta, key, index };
       } catch (err) {
         const e = toCompactorError(err);

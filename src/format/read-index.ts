@@ -31,10 +31,17 @@ async function fetchExact(fetchRange: FetchRange, start: number, end: number, ke
 }
 
 /** The index entries of an object of `objectSize` bytes, each checked to lie within the data. */
-export async function readObjectIndex(fetchRange: FetchRange, objectSize: number, key: string): Promise<IndexEntry[]> {
+export async function readObjectIndex(
+  fetchRange: FetchRange,
+  objectSize: number,
+  key: string,
+  opts: { minGuess?: number } = {},
+): Promise<IndexEntry[]> {
   if (!Number.isSafeInteger(objectSize) || objectSize < FOOTER_SIZE)
     fail('ERR_FORMAT_TRUNCATED', `object of ${objectSize} bytes is shorter than its ${FOOTER_SIZE}-byte footer`, key, 0);
-  const guess = indexReadGuess(objectSize);
+  // `minGuess`: a caller that knows its objects' indexes run larger (many small streams per
+  // object) trades a few KiB per read for the second request.
+  const guess = Math.max(indexReadGuess(objectSize), Math.min(objectSize, opts.minGuess ?? 0));
   const tailStart = objectSize - guess;
   const tail = await fetchExact(fetchRange, tailStart, objectSize, key);
   const { indexPosition, indexLength } = decodeFooter(tail, objectSize, key);

@@ -180,3 +180,23 @@ describe('readObjectIndex', () => {
     });
   });
 });
+
+describe('readObjectIndex minGuess', () => {
+  it('reads a larger tail when asked, so a big index needs no second request', async () => {
+    const { encodeObject } = await import('../../src/format/index.js');
+    const { readObjectIndex } = await import('../../src/format/read-index.js');
+    // 400 one-record blocks: a 14 KiB index, past the 8 KiB default guess.
+    const bytes = encodeObject(Array.from({ length: 400 }, (_, i) => ({ records: [{ streamId: i, epoch: 0, baseOffset: 0, count: 1, payload: new Uint8Array(10) }] })));
+    const calls: [number, number][] = [];
+    const fetch = async (s: number, e: number) => {
+      calls.push([s, e]);
+      return bytes.subarray(s, e);
+    };
+    const plain = await readObjectIndex(fetch, bytes.length, 'k');
+    expect(calls).toHaveLength(2);
+    calls.length = 0;
+    const wide = await readObjectIndex(fetch, bytes.length, 'k', { minGuess: 64 * 1024 });
+    expect(calls).toEqual([[0, bytes.length]]);
+    expect(wide).toEqual(plain);
+  });
+});
