@@ -93,6 +93,18 @@ fs.writeFileSync(path.join(resultsDir, 'summary.md'), md + '\n');
 process.stdout.write(md + '\n');
 if (tp) fs.writeFileSync(path.join(resultsDir, 'chart.svg'), chart(tp));
 
+// The README's table is this summary, between its markers: regenerated, never edited by hand.
+const readme = path.join(resultsDir, '..', '..', 'README.md');
+const START = '<!-- bench:start -->';
+const END = '<!-- bench:end -->';
+const text = fs.readFileSync(readme, 'utf8');
+const a = text.indexOf(START);
+const b = text.indexOf(END);
+if (a >= 0 && b > a) {
+  const body = md.replace(/^## Benchmarks\n+/, '');
+  fs.writeFileSync(readme, `${text.slice(0, a + START.length)}\n${body}\n\n![throughput chart](bench/results/chart.svg)\n${text.slice(b)}`);
+}
+
 /** Grouped bars: MiB/s per approach, one group per latency profile. Hand-written SVG. */
 function chart(tp) {
   const profiles = Object.keys(tp.results);
