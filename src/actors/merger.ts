@@ -9,8 +9,6 @@ import { destKey, type MergerToUploader, type OutputSpec, type ReaderToMerger, t
 import { CompactorError } from '../errors.js';
 import type { BudgetView, Outbox } from './io.js';
 
-/** Largest chunk handed to the uploader in one message. */
-const MAX_CHUNK = 4 * 1024 * 1024;
 /** Longest stretch of work between two turns of the event loop. */
 const YIELD_EVERY_MS = 20;
 
@@ -21,6 +19,8 @@ export class Merger {
   private segments: Segment[] = [];
   private iteration = -1;
   private cursor = 0;
+  /** Bytes of the segment at `cursor` already emitted (a chunk ended at a part boundary inside it). */
+  private skip = 0;
   private endSent = false;
   private readonly closed = new Set<string>();
   /** Flushes run one at a time, so segments, closes and the end go out in order. */
@@ -31,6 +31,8 @@ export class Merger {
     outputs: readonly OutputSpec[],
     private readonly budget: BudgetView,
     private readonly out: Outbox<MergerToUploader>,
+    /** Chunks never cross a multiple of this in their output: parts are cut there. */
+    private readonly partSize: number,
     /** Called with the bytes of each segment handed on: the reader's credit comes back. */
     private readonly onEmitted?: (bytes: number) => void,
   ) {
@@ -41,6 +43,7 @@ export class Merger {
     this.iteration = iteration;
     this.segments = [...segments].sort((a, b) => a.seq - b.seq);
     this.cursor = 0;
+    this.skip = 0;
     this.endSent = false;
     this.arrived.clear();
   }
@@ -75,39 +78,50 @@ export class Merger {
 
   private async flushInOrder(): Promise<void> {
     let lastYield = performance.now();
+    const { partSize } = this;
     while (this.cursor < this.segments.length) {
       const first = this.segments[this.cursor]!;
       if (!this.arrived.has(first.seq)) return;
-      // One chunk per run of segments that have arrived, go to the same output and follow each
-      // other in it: per-block messages cost more than the copying (hundreds of thousands of
-      // small blocks in a run), and the uploader cuts parts from whatever chunk size it gets.
-      let end = this.cursor;
+      // One chunk per run of arrived segments that follow each other in the same output, cut at
+      // the output's part boundaries: per-block messages cost more than the copying, and a
+      // chunk that is exactly one part goes up as that part without another copy.
+      const start = first.destOffset + this.skip;
+      const room = partSize - (start % partSize);
+      const pieces: Uint8Array[] = [];
       let size = 0;
-      while (end < this.segments.length) {
+      let end = this.cursor;
+      let skip = this.skip;
+      while (end < this.segments.length && size < room) {
         const seg = this.segments[end]!;
-        if (!this.arrived.has(seg.seq) || destKey(seg.dest) !== destKey(first.dest)) break;
-        if (seg.destOffset !== first.destOffset + size || (size > 0 && size + seg.size > MAX_CHUNK)) break;
-        size += seg.size;
+        const bytes = this.arrived.get(seg.seq);
+        if (!bytes || destKey(seg.dest) !== destKey(first.dest) || seg.destOffset + skip !== start + size) break;
+        const take = Math.min(seg.size - skip, room - size);
+        pieces.push(bytes.subarray(skip, skip + take));
+        size += take;
+        if (skip + take < seg.size) {
+          skip += take;
+          break;
+        }
         end++;
+        skip = 0;
       }
       // A copy of its own, so each GET buffer can be dropped once all its pieces are out, and
       // the chunk can move to the uploader's thread.
       const buffer = new ArrayBuffer(size);
       const view = new Uint8Array(buffer);
       let at = 0;
-      for (let i = this.cursor; i < end; i++) {
-        const seq = this.segments[i]!.seq;
-        const bytes = this.arrived.get(seq)!;
-        this.arrived.delete(seq);
-        view.set(bytes, at);
-        at += bytes.byteLength;
+      for (const piece of pieces) {
+        view.set(piece, at);
+        at += piece.byteLength;
       }
-      const last = this.segments[end - 1]!;
+      for (let i = this.cursor; i < end; i++) this.arrived.delete(this.segments[i]!.seq);
+      const finished = end > this.cursor ? this.segments[end - 1] : undefined;
       this.cursor = end;
-      await this.out.send({ type: 'chunk', iteration: this.iteration, dest: first.dest, destOffset: first.destOffset, buffer }, size, [buffer]);
+      this.skip = skip;
+      await this.out.send({ type: 'chunk', iteration: this.iteration, dest: first.dest, destOffset: start, buffer }, size, [buffer]);
       this.held -= size;
       this.onEmitted?.(size);
-      await this.maybeClose(last);
+      if (finished) await this.maybeClose(finished);
       // Credit may let this loop run on microtasks alone for long: give timers (the heartbeat)
       // and incoming messages their turn.
       if (performance.now() - lastYield > YIELD_EVERY_MS) {

@@ -83,7 +83,7 @@ export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = 
 export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (ctx) => {
   const input = new CreditReceiver<ReaderToMerger>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'reader→merger' });
   const out = new CreditSender<MergerToUploader>(ctx.port('out'), { signal: ctx.signal, name: 'merger→uploader' });
-  const merger = new Merger(outputsOf(ctx.init, true), ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, (bytes) => input.grant(bytes));
+  const merger = new Merger(outputsOf(ctx.init, true), ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, ctx.init.settings.partSize, (bytes) => input.grant(bytes));
   const blocks = new PlanBlocks(ctx.init.table);
   // Bytes of iteration i arrive only after the reader got iteration i's start, but that start
   // and the merger's come on different ports: data waits here for its iteration's start.

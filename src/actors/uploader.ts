@@ -97,6 +97,11 @@ export class Uploader {
       throw new CompactorError('ERR_INTERNAL', `${s.spec.key}: bytes for offset ${destOffset} arrived where ${s.cutBytes + s.filled} was expected`);
     }
     const { partSize } = this.settings;
+    if (s.filled === 0 && bytes.byteLength === partSize) {
+      // The merger cuts chunks at part boundaries: a whole part needs no copy.
+      await this.startPart(s, bytes, partSize, false);
+      return;
+    }
     let at = 0;
     while (at < bytes.byteLength) {
       // Part buffers are plain ArrayBuffers, not pooled: nothing else shares their memory.
