@@ -48,10 +48,6 @@ export class Merger {
     this.arrived.clear();
   }
 
-  get done(): boolean {
-    return this.cursor >= this.segments.length;
-  }
-
   /** Accepts one GET's bytes; emits every segment that is next in output order. */
   async accept(msg: ReaderToMerger): Promise<void> {
     if (msg.iteration !== this.iteration) {
