@@ -7,6 +7,7 @@
 import { buildIndexAndFooter, regroupIndex } from '../format/index.js';
 import { destKey, type MergerToUploader, type OutputSpec, type ReaderToMerger, type Segment } from '../messages/pipeline.js';
 import { CompactorError } from '../errors.js';
+import { deferred } from '../util/async.js';
 import type { BudgetView, Outbox } from './io.js';
 
 /** Longest stretch of work between two turns of the event loop. */
@@ -22,6 +23,8 @@ export class Merger {
   /** Bytes of the segment at `cursor` already emitted (a chunk ended at a part boundary inside it). */
   private skip = 0;
   private endSent = false;
+  /** Settles once the current iteration's end has been sent (at once before the first). */
+  private ended = deferred<void>();
   private readonly closed = new Set<string>();
   /** Flushes run one at a time, so segments, closes and the end go out in order. */
   private flushing: Promise<void> = Promise.resolve();
@@ -39,7 +42,13 @@ export class Merger {
     this.outputs = new Map(outputs.map((o) => [destKey(o.dest), o]));
   }
 
+  /** Waits until the current iteration is ended: the next one may start only then. */
+  idle(): Promise<void> {
+    return this.iteration < 0 ? Promise.resolve() : this.ended.promise;
+  }
+
   startIteration(iteration: number, segments: readonly Segment[]): void {
+    this.ended = deferred<void>();
     this.iteration = iteration;
     this.segments = [...segments].sort((a, b) => a.seq - b.seq);
     this.cursor = 0;
@@ -132,6 +141,7 @@ export class Merger {
     }
     this.endSent = true;
     await this.out.send({ type: 'iteration.end', iteration: this.iteration }, 0);
+    this.ended.resolve();
   }
 
   private async maybeClose(seg: Segment): Promise<void> {

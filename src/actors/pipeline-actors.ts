@@ -22,7 +22,7 @@ import { objectKey } from '../format/index.js';
 import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
 import { S3Storage } from '../storage/s3-storage.js';
 import { iterationSegments, outputSpecs } from './segments.js';
-import { deferred, type Deferred } from '../util/async.js';
+import { deferred, raceAbort, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
 import { Reader } from './reader.js';
 import { Uploader } from './uploader.js';
@@ -95,6 +95,9 @@ export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (
   };
   const control = (async () => {
     for await (const msg of ctx.messages()) {
+      // The supervisor sends every iteration's start at once so the reader can run ahead (the
+      // budget holds it back); the merger takes them one after the other.
+      await raceAbort(merger.idle(), ctx.signal);
       merger.startIteration(msg.iteration, iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom));
       startOf(msg.iteration).resolve();
       try {

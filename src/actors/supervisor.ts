@@ -33,11 +33,11 @@ import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.
 import type { ObjectStorage } from '../storage/types.js';
 import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
-import { runWithRestarts } from './runtime/supervision.js';
 import type { MergerInit, ReaderInit, RunInit, UploaderInit } from './pipeline-actors.js';
 import type { PlannerInit } from './planner.js';
 import { outputSpecs } from './segments.js';
-import { backoffDelay, withDeadline } from '../util/async.js';
+import { backoffDelay, sleep, withDeadline } from '../util/async.js';
+import { runWithRestarts } from './runtime/supervision.js';
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const ACTORS_MODULE = new URL(`./pipeline-actors${ext}`, import.meta.url);
@@ -91,6 +91,13 @@ class RunState {
     const parts: { partNumber: number; etag: string }[] = [];
     for (let n = 1; n <= count; n++) parts.push({ partNumber: n, etag: this.sso.parts.get(n)! });
     return { uploadId: this.sso.uploadId, parts, durableBytes: this.sso.durableBytes };
+  }
+}
+
+/** Wraps a fatal error already reported after progress, so the restart policy gives up at once without reporting it again. */
+class NonRetryable extends CompactorError {
+  constructor(readonly error: CompactorError) {
+    super(error.code, error.message, { cause: error, retryable: false });
   }
 }
 
@@ -236,37 +243,77 @@ export class Supervisor {
       for (const s of a.subscriptions) s.unsubscribe();
     };
 
-    const runIteration = async (i: number, attempt: number, attemptSignal: AbortSignal): Promise<void> => {
+    const n = summary.iterations.length;
+    /** The first iteration whose uploads are not all done: where a restart starts again. */
+    let first = 0;
+
+    /**
+     * Runs iterations `first`..n-1 on one set of actors. Every start is sent at once: the reader
+     * reads ahead into the next iteration while this one is still merged and uploaded (acquiring
+     * budget as uploads release it), so reads and uploads overlap across iterations. The merger
+     * still takes iterations one at a time.
+     */
+    const runFrom = async (attempt: number): Promise<void> => {
       actors ??= spawn();
       const a = actors;
-      emit({ type: 'iteration.started', runId, iteration: i, attempt });
-      const done = a.uploader.waitFor('iteration.done', { filter: (m) => m.iteration === i, signal: attemptSignal });
+      const from = first;
+      const done = Array.from({ length: n - from }, (_, k) => {
+        const p = a.uploader.waitFor('iteration.done', { filter: (m) => m.iteration === from + k, signal });
+        p.catch(() => {}); // awaited in order below; an early rejection is not unhandled
+        return p;
+      });
       const failed = firstFailure([a.reader, a.merger, a.uploader]).then(({ error }) => {
         throw error;
       });
-      a.merger.send({ type: 'iteration.start', iteration: i, ssoFrom: ssoHave }, []);
-      a.reader.send({ type: 'iteration.start', iteration: i, ssoFrom: ssoHave }, []);
-      await withDeadline(Promise.race([done, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, attemptSignal);
-      emit({ type: 'iteration.finished', runId, iteration: i, attempt });
+      for (let i = from; i < n; i++) {
+        const ssoFrom = i === from ? ssoHave : summary.iterations[i]!.ssoBytesBefore;
+        emit({ type: 'iteration.started', runId, iteration: i, attempt: i === from ? attempt : 1 });
+        a.merger.send({ type: 'iteration.start', iteration: i, ssoFrom }, []);
+        a.reader.send({ type: 'iteration.start', iteration: i, ssoFrom }, []);
+      }
+      for (let i = from; i < n; i++) {
+        await withDeadline(Promise.race([done[i - from]!, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, signal);
+        emit({ type: 'iteration.finished', runId, iteration: i, attempt: i === from ? attempt : 1 });
+        first = i + 1;
+        ssoHave = summary.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
+      }
+    };
+
+    /** Cancels upstream and forgets the actors: nothing of an attempt survives but finished iterations and the SSO's durable parts. */
+    const recover = async (): Promise<void> => {
+      if (actors) await teardown(actors);
+      actors = undefined;
+      budget.reclaimAll();
+      await this.abortUploads(state, (k) => k !== 'sso', runId);
+      ssoHave = state.sso?.durableBytes ?? 0;
+    };
+    const failedEvent = (iteration: number, attempt: number, error: CompactorError, willRetry: boolean, delayMs: number) => {
+      logger.warn({ runId, iteration, attempt, err: error, willRetry, delayMs }, 'iteration failed');
+      emit({ type: 'iteration.failed', runId, iteration, attempt, error, willRetry, delayMs });
     };
 
     try {
-      for (let i = 0; i < summary.iterations.length; i++) {
-        // Drawn when an attempt fails, so the event can say how long the restart will wait.
+      // Attempts count per iteration (rxjs restart policy of the runtime); an attempt that
+      // finished iterations before failing starts the count again at the next one.
+      while (first < n) {
+        const from = first;
         let nextDelayMs = 0;
         await runWithRestarts(
-          async (attempt, attemptSignal) => {
+          async (attempt) => {
             try {
-              await runIteration(i, attempt, attemptSignal);
+              await runFrom(attempt);
             } catch (err) {
-              // Cancel upstream and start over on fresh actors: nothing of this attempt survives
-              // but the SSO's durable parts.
-              if (actors) await teardown(actors);
-              actors = undefined;
-              budget.reclaimAll();
-              await this.abortUploads(state, (k) => k !== 'sso', runId);
-              ssoHave = state.sso?.durableBytes ?? 0;
-              throw err;
+              await recover();
+              if (first === from || signal.aborted) throw err;
+              const error = toCompactorError(err);
+              if (!error.retryable) {
+                failedEvent(from, attempt, error, false, 0);
+                throw new NonRetryable(error);
+              }
+              const delayMs = backoffDelay(1, options.retryBaseDelayMs, options.retryMaxDelayMs);
+              failedEvent(from, attempt, error, true, delayMs);
+              restarts++;
+              await sleep(delayMs, signal);
             }
           },
           {
@@ -274,21 +321,22 @@ export class Supervisor {
             baseDelayMs: options.retryBaseDelayMs,
             maxDelayMs: options.retryMaxDelayMs,
             signal,
+            isRetryable: (e) => e.retryable,
             delayFor: () => nextDelayMs,
             events: {
               next: (e) => {
-                if (e.type === 'attempt.failed') {
+                if (e.type === 'attempt.failed' && !(e.error instanceof NonRetryable)) {
                   const willRetry = e.retryable && e.attempt < options.maxIterationAttempts && !signal.aborted;
                   nextDelayMs = willRetry ? backoffDelay(e.attempt, options.retryBaseDelayMs, options.retryMaxDelayMs) : 0;
-                  logger.warn({ runId, iteration: i, attempt: e.attempt, err: e.error, willRetry, delayMs: nextDelayMs }, 'iteration failed');
-                  emit({ type: 'iteration.failed', runId, iteration: i, attempt: e.attempt, error: e.error, willRetry, delayMs: nextDelayMs });
+                  failedEvent(first, e.attempt, e.error, willRetry, nextDelayMs);
                 }
                 if (e.type === 'restart.scheduled') restarts++;
               },
             },
           },
-        );
-        ssoHave = summary.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
+        ).catch((err: unknown) => {
+          throw err instanceof NonRetryable ? err.error : err;
+        });
       }
       for (const o of outputs) {
         if (!state.objectSizes.has(destKey(o.dest))) {
