@@ -20,7 +20,7 @@ import {
 } from '../messages/pipeline.js';
 import { objectKey } from '../format/index.js';
 import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
-import { S3Storage } from '../storage/s3-storage.js';
+import type { S3StorageConfig } from '../storage/types.js';
 import { iterationSegments, outputSpecs } from './segments.js';
 import { deferred, raceAbort, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
@@ -55,12 +55,21 @@ function outputsOf(init: RunInit, withEntries: boolean): OutputSpec[] {
   return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds, withEntries ? new PlanBlocks(init.table) : undefined);
 }
 
+/**
+ * The S3 SDK is loaded only by the actors that talk to S3: the merger never does, and loading
+ * the SDK is most of a cold worker's start.
+ */
+async function openStorage(config: S3StorageConfig) {
+  const { S3Storage } = await import('../storage/s3-storage.js');
+  return S3Storage.fromConfig(config);
+}
+
 /** Bytes a cancelled actor waits for still-travelling messages before it gives up on them. */
 const DRAIN_TIMEOUT_MS = 1_000;
 
 export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = async (ctx) => {
   const { settings } = ctx.init;
-  const storage = S3Storage.fromConfig(settings.storage);
+  const storage = await openStorage(settings.storage);
   const out = new CreditSender<ReaderToMerger>(ctx.port('out'), { signal: ctx.signal, name: 'reader→merger' });
   const reader = new Reader(storage, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, { report: (m) => ctx.send(m) }, settings);
   const blocks = new PlanBlocks(ctx.init.table);
@@ -129,7 +138,7 @@ export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (
 
 export const uploaderActor: Actor<UploaderInit, never, UploaderReport> = async (ctx) => {
   const { settings } = ctx.init;
-  const storage = S3Storage.fromConfig(settings.storage);
+  const storage = await openStorage(settings.storage);
   const input = new CreditReceiver<MergerToUploader>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'merger→uploader' });
   const done = new Set(ctx.init.done);
   const uploader = new Uploader(
