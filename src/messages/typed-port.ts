@@ -1,6 +1,6 @@
 import type { MessagePort, Transferable } from 'node:worker_threads';
 import { AbortError } from '../errors.js';
-import { deferred, onAbort, type Deferred } from '../util/async.js';
+import { deferred, onAbort, park, type Deferred } from '../util/async.js';
 import { collectTransferables } from './transfer.js';
 import type { Message, MessageOf } from './types.js';
 
@@ -107,13 +107,9 @@ export class TypedPort<In extends Message, Out extends Message = never> {
       }
       if (this.#closed) return;
       const w = (this.#waiter = deferred<void>());
-      const off = onAbort(signal, () => w.resolve());
-      try {
-        await w.promise;
-      } finally {
-        off();
+      await park(w, signal, () => {
         if (this.#waiter === w) this.#waiter = undefined;
-      }
+      });
     }
   }
 

@@ -64,6 +64,20 @@ export function onAbort(signal: AbortSignal | undefined, fn: () => void): () => 
   return () => signal.removeEventListener('abort', fn);
 }
 
+/**
+ * Waits until `w` is resolved by whoever woke it or `signal` aborts (no rejection: the caller
+ * looks at its state again), then runs `done`. For consumers parked on an empty queue.
+ */
+export async function park(w: Deferred<void>, signal: AbortSignal | undefined, done: () => void): Promise<void> {
+  const off = onAbort(signal, () => w.resolve());
+  try {
+    await w.promise;
+  } finally {
+    off();
+    done();
+  }
+}
+
 /** Settles `p` or rejects with the signal's reason, whichever is first. Removes its listener. */
 export async function raceAbort<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return p;

@@ -1,6 +1,6 @@
 import type { MessagePort, Transferable } from 'node:worker_threads';
 import { AbortError, CompactorError, TimeoutError } from '../../errors.js';
-import { abortReason, deferred, onAbort, type Deferred } from '../../util/async.js';
+import { abortReason, deferred, onAbort, park, type Deferred } from '../../util/async.js';
 import type { CreditToReceiver, CreditToSender } from '../../messages/control.js';
 import { collectTransferables } from '../../messages/transfer.js';
 import { TypedPort } from '../../messages/typed-port.js';
@@ -336,13 +336,9 @@ export class CreditReceiver<T> implements AsyncIterable<Delivery<T>> {
       }
       if (this.#end || this.#portClosed || signal?.aborted) return undefined;
       const w = (this.#waiter = deferred<void>());
-      const off = onAbort(signal, () => w.resolve());
-      try {
-        await w.promise;
-      } finally {
-        off();
+      await park(w, signal, () => {
         if (this.#waiter === w) this.#waiter = undefined;
-      }
+      });
     }
   }
 }
