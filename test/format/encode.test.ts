@@ -12,17 +12,12 @@ import {
   encodeObject,
   type StreamRecord,
 } from '../../src/format/index.js';
-import { goldenVectors, plain, readVector, rec } from './fixtures.js';
+import { goldenVectors, plain, readVector, rec, thrown } from './fixtures.js';
 
 const INT32_MAX = 0x7fffffff;
 
 function invalidInput(fn: () => unknown): FormatError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(FormatError);
   expect((caught as FormatError).code).toBe('ERR_FORMAT_INVALID_INPUT');
   return caught as FormatError;

@@ -50,3 +50,13 @@ export const goldenVectors: { file: string; size: number; blocks: { records: Str
 export function plain(records: readonly StreamRecord[]): unknown[] {
   return records.map((r) => ({ ...r, payload: Array.from(r.payload) }));
 }
+
+/** What `fn` throws (undefined when it returns): for assertions on the error itself. */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}

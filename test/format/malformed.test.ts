@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FormatError, type FormatErrorCode } from '../../src/errors.js';
 import { decodeDataBlocks, decodeFooter, decodeIndex, decodeObject, decodeRecords, encodeObject } from '../../src/format/index.js';
-import { goldenVectors, readVector, rec } from './fixtures.js';
+import { goldenVectors, readVector, rec, thrown } from './fixtures.js';
 
 // object-0.bin layout: blocks at 0 (45 B), 45 (45 B), 90 (65 B), 155 (65 B); index at 220
 // (4 x 36 B); footer at 364; 412 bytes in all.
@@ -16,12 +16,7 @@ function mutate(f: (view: DataView, bytes: Uint8Array) => void, file = 'object-0
 }
 
 function expectFormatError(fn: () => unknown, code: FormatErrorCode, position: number, key = KEY): FormatError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
+  const caught = thrown(fn);
   expect(caught).toBeInstanceOf(FormatError);
   const e = caught as FormatError;
   expect({ code: e.code, key: e.key, position: e.position }).toEqual({ code, key, position });
