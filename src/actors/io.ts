@@ -9,11 +9,6 @@ export interface Outbox<T> {
   send(msg: T, bytes: number, transfer?: ArrayBuffer[]): Promise<void>;
 }
 
-export interface Inbox<T> extends AsyncIterable<T> {
-  /** Gives the sender back credit for bytes this actor no longer holds. */
-  grant(bytes: number): void;
-}
-
 export interface BudgetView {
   acquire(bytes: number, opts: { signal?: AbortSignal; timeoutMs?: number }): Promise<void>;
   release(bytes: number): void;

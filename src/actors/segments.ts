@@ -23,8 +23,9 @@ export function outputSpecs(
     specs.push({ dest: { kind: 'so', index: so.index }, key: keyOf(soIds[so.index]!), dataSize: so.dataSize, entries: [], closesIn: so.iteration });
   }
   if (blocks) {
-    // Index entries only where they are written (the merger): blocks are in output order per
-    // output, so each list comes out sorted by position.
+    // Index entries only where they are written (the merger). Blocks come in output order per
+    // output, so the lists are already sorted: the sort below is one linear pass that keeps the
+    // index in order should that ever change.
     const ssoEntries: IndexEntry[] | undefined = summary.sso ? specs[0]!.entries : undefined;
     const soEntries = specs.slice(summary.sso ? 1 : 0).map((s) => s.entries);
     for (let i = 0; i < blocks.count; i++) {

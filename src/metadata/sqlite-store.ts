@@ -602,18 +602,18 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** Reads run in a (deferred) read transaction: one consistent snapshot even while another process writes. */
   private read<T>(op: string, fn: () => T): Promise<T> {
-    const db = this.open(op);
-    try {
-      return Promise.resolve(db.transaction(fn).deferred());
-    } catch (err) {
-      return Promise.reject(mapError(err, this.path, op));
-    }
+    return this.transact(op, fn, 'deferred');
   }
 
+  /** Writes take the write lock up front (immediate), so a commit never fails half-way on a busy lock. */
   private write<T>(op: string, fn: () => T): Promise<T> {
+    return this.transact(op, fn, 'immediate');
+  }
+
+  private transact<T>(op: string, fn: () => T, mode: 'deferred' | 'immediate'): Promise<T> {
     const db = this.open(op);
     try {
-      return Promise.resolve(db.transaction(fn).immediate());
+      return Promise.resolve(db.transaction(fn)[mode]());
     } catch (err) {
       return Promise.reject(mapError(err, this.path, op));
     }
