@@ -7,6 +7,7 @@
 import type { ReaderReport, ReaderToMerger, ReadPiece, Segment } from '../messages/pipeline.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
+import { coalesceRanges } from '../util/ranges.js';
 import type { BudgetView, Outbox, Reporter } from './io.js';
 
 export interface ReadRequest {
@@ -32,16 +33,16 @@ export function planReads(segments: readonly Segment[], maxGetSize: number): Rea
   }
   const reads: ReadRequest[] = [];
   for (const [key, list] of byKey) {
-    list.sort((a, b) => a.srcPos - b.srcPos);
-    let cur: ReadRequest | undefined;
-    for (const s of list) {
-      if (!cur || s.srcPos !== cur.end || s.srcPos + s.size - cur.start > maxGetSize) {
-        cur = { key, start: s.srcPos, end: s.srcPos, pieces: [], firstSeq: s.seq };
-        reads.push(cur);
-      }
-      cur.pieces.push({ seq: s.seq, offset: s.srcPos - cur.start, size: s.size });
-      cur.end = s.srcPos + s.size;
-      cur.firstSeq = Math.min(cur.firstSeq, s.seq);
+    for (const group of coalesceRanges(list, (s) => s.srcPos, (s) => s.size, maxGetSize)) {
+      const start = group[0]!.srcPos;
+      const last = group[group.length - 1]!;
+      reads.push({
+        key,
+        start,
+        end: last.srcPos + last.size,
+        pieces: group.map((s) => ({ seq: s.seq, offset: s.srcPos - start, size: s.size })),
+        firstSeq: group.reduce((m, s) => Math.min(m, s.seq), Infinity),
+      });
     }
   }
   return reads.sort((a, b) => a.firstSeq - b.firstSeq);

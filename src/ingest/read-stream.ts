@@ -4,6 +4,7 @@ import type { IndexEntry, StreamRecord } from '../format/types.js';
 import type { MetadataStore } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { throwIfAborted } from '../util/async.js';
+import { coalesceRanges } from '../util/ranges.js';
 import { checkNonNegativeInt } from '../util/validate.js';
 
 export interface ReadStreamOptions {
@@ -71,7 +72,7 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
       // Only this source's range: another object may hold the offsets between two ranges of one SSO.
       (e) => e.streamId === streamId && e.endOffset > next && e.startOffset < Math.min(end, src.endOffset),
     );
-    for (const group of coalesce(entries, maxReadSize)) {
+    for (const group of coalesceRanges(entries, (e) => e.position, (e) => e.size, maxReadSize)) {
       const first = group[0]!;
       const last = group[group.length - 1]!;
       const bytes = await storage.getRange(key, first.position, last.position + last.size, { signal });
@@ -84,24 +85,4 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
       }
     }
   }
-}
-
-/** Groups index entries whose bytes are adjacent into single GETs of at most `maxBytes`. */
-export function coalesce(entries: readonly IndexEntry[], maxBytes: number): IndexEntry[][] {
-  const sorted = [...entries].sort((a, b) => a.position - b.position);
-  const groups: IndexEntry[][] = [];
-  let group: IndexEntry[] = [];
-  let groupEnd = -1;
-  let groupStart = 0;
-  for (const e of sorted) {
-    if (group.length > 0 && (e.position !== groupEnd || e.position + e.size - groupStart > maxBytes)) {
-      groups.push(group);
-      group = [];
-    }
-    if (group.length === 0) groupStart = e.position;
-    group.push(e);
-    groupEnd = e.position + e.size;
-  }
-  if (group.length > 0) groups.push(group);
-  return groups;
 }
