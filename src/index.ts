@@ -1,5 +1,5 @@
 /**
- * s3-stream-compactor: the one public surface. Names listed in shared/spec/api.md are stable.
+ * s3-stream-compactor: the one public surface. Names in the README's "Embedding" section are stable.
  */
 export * from './errors.js';
 

@@ -1,5 +1,5 @@
 /**
- * Byte-layout constants of the S3Stream object format (shared/spec/object-format.md).
+ * Byte-layout constants of the S3Stream object format (docs/object-format.md).
  * Kept in one place so the encoder, the decoders and the merger cannot drift apart.
  */
 

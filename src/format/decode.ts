@@ -144,9 +144,10 @@ export function decodeRecords(blockBytes: Uint8Array, key?: string, position = 0
 }
 
 /**
- * The records covered by `entry`, checked against it: one stream, contiguous offsets from
- * startOffset to endOffset, recordCount offsets, whole blocks. `bytes` holds object bytes from
- * position `bytesPosition` (0 for the whole object, or the start of a ranged GET).
+ * The records covered by `entry`, checked against it: one stream, offsets increasing from
+ * startOffset (the first record's baseOffset) to endOffset (the last record's end), gaps allowed
+ * and overlaps not, recordCount records, whole blocks. `bytes` holds object bytes from position
+ * `bytesPosition` (0 for the whole object, or the start of a ranged GET).
  */
 export function decodeDataBlocks(bytes: Uint8Array, entry: IndexEntry, key?: string, bytesPosition = 0): StreamRecord[] {
   const from = entry.position - bytesPosition;
@@ -160,24 +161,29 @@ export function decodeDataBlocks(bytes: Uint8Array, entry: IndexEntry, key?: str
   const blocks = decodeBlocks(bytes.subarray(from, from + entry.size), key, entry.position);
   const out: StreamRecord[] = [];
   let next = entry.startOffset;
-  let counted = 0;
   for (const b of blocks) {
     let rp = b.position + BLOCK_HEADER_SIZE;
     for (const r of b.records) {
       if (r.streamId !== entry.streamId)
         fail('ERR_FORMAT_LENGTH_MISMATCH', `record of stream ${r.streamId} under an index entry of stream ${entry.streamId}`, key, rp + 1);
-      if (r.baseOffset !== next)
-        fail('ERR_FORMAT_LENGTH_MISMATCH', `record baseOffset ${r.baseOffset} where the index entry expects ${next}`, key, rp + 17);
-      next += r.count;
-      counted += r.count;
+      if (out.length === 0 ? r.baseOffset !== entry.startOffset : r.baseOffset < next)
+        fail(
+          'ERR_FORMAT_LENGTH_MISMATCH',
+          out.length === 0
+            ? `first record at offset ${r.baseOffset} but the index entry starts at ${entry.startOffset}`
+            : `record baseOffset ${r.baseOffset} overlaps the previous record, which ends at ${next}`,
+          key,
+          rp + 17,
+        );
+      next = r.baseOffset + r.count;
       out.push(r);
       rp += RECORD_HEADER_SIZE + r.payload.length;
     }
   }
   if (next !== entry.endOffset)
     fail('ERR_FORMAT_LENGTH_MISMATCH', `records end at offset ${next} but the index entry says ${entry.endOffset}`, key, entry.position);
-  if (counted !== entry.recordCount)
-    fail('ERR_FORMAT_LENGTH_MISMATCH', `records cover ${counted} offsets but the index entry says ${entry.recordCount}`, key, entry.position);
+  if (out.length !== entry.recordCount)
+    fail('ERR_FORMAT_LENGTH_MISMATCH', `entry holds ${out.length} records but the index entry says ${entry.recordCount}`, key, entry.position);
   return out;
 }
 

@@ -24,9 +24,12 @@ import { regroupIndex } from './regroup.js';
 export type BlockRange = Omit<IndexEntry, 'position'>;
 
 /**
- * Checks one block's records (one stream, contiguous offsets, int limits) and returns what its
- * index entry will say. Validation happens before any byte is written so a bad input never
- * leaves a half-written buffer behind.
+ * Checks one block's records (one stream, increasing offsets, int limits) and returns what its
+ * index entry will say. Gaps between records are legal (compacted topics leave sparse offsets;
+ * AutoMQ's writer accepts them), overlaps are not. recordCount is the number of records, not
+ * the offsets they cover: AutoMQ's reader estimates a range's payload as
+ * `size - recordCount * 33 - 10`. Validation happens before any byte is written so a bad input
+ * never leaves a half-written buffer behind.
  */
 export function describeBlock(records: readonly StreamRecord[], blockIndex = 0): BlockRange {
   const where = `block ${blockIndex}`;
@@ -35,7 +38,6 @@ export function describeBlock(records: readonly StreamRecord[], blockIndex = 0):
   const first = records[0]!;
   let next = 0;
   let content = 0;
-  let countSum = 0;
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;
     const at = `${where} record ${i}`;
@@ -47,18 +49,17 @@ export function describeBlock(records: readonly StreamRecord[], blockIndex = 0):
     if (!Number.isSafeInteger(r.baseOffset + r.count)) invalid(`${at}: baseOffset + count is past 2^53`);
     if (!(r.payload instanceof Uint8Array)) invalid(`${at}: payload is not a Uint8Array`);
     if (r.streamId !== first.streamId) invalid(`${at}: stream ${r.streamId} in a block of stream ${first.streamId}`);
-    if (i > 0 && r.baseOffset !== next) invalid(`${at}: baseOffset ${r.baseOffset} is not contiguous (expected ${next})`);
+    if (i > 0 && r.baseOffset < next) invalid(`${at}: baseOffset ${r.baseOffset} overlaps the previous record, which ends at ${next}`);
     next = r.baseOffset + r.count;
-    countSum += r.count;
     content += RECORD_HEADER_SIZE + r.payload.byteLength;
     if (content > INT32_MAX - BLOCK_HEADER_SIZE) invalid(`${where}: block size exceeds int32`);
-    if (countSum > INT32_MAX) invalid(`${where}: offsets covered exceed int32`);
+    if (next - first.baseOffset > INT32_MAX) invalid(`${where}: offsets spanned exceed int32`);
   }
   return {
     streamId: first.streamId,
     startOffset: first.baseOffset,
     endOffset: next,
-    recordCount: countSum,
+    recordCount: records.length,
     size: BLOCK_HEADER_SIZE + content,
   };
 }
@@ -83,7 +84,7 @@ function writeDataBlock(out: Uint8Array, view: DataView, at: number, records: re
   return p;
 }
 
-/** One data block holding `records` (one stream, contiguous offsets). */
+/** One data block holding `records` (one stream, increasing offsets). */
 export function encodeDataBlock(records: readonly StreamRecord[]): Uint8Array {
   const range = describeBlock(records);
   const out = new Uint8Array(range.size);

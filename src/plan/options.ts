@@ -9,7 +9,7 @@ export const S3_MIN_PART_SIZE = 5 * MiB;
 /** S3's largest multipart part. */
 export const S3_MAX_PART_SIZE = 5 * 1024 * MiB;
 
-/** Defaults follow AutoMQ's configuration (shared/spec/compaction.md). */
+/** Defaults follow AutoMQ's configuration (docs/compaction.md). */
 export const DEFAULT_PLANNER_OPTIONS: Readonly<PlannerOptions> = Object.freeze({
   memoryLimit: 200 * MiB,
   streamSplitSize: 8 * MiB,

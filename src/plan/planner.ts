@@ -2,7 +2,7 @@
  * The compaction planner: a pure function from (candidate SSOs with their indexes, stream
  * metadata, now, options) to a plain-data `CompactionPlan`. No I/O, no threads, no clock.
  *
- * ## Rules (shared/spec/compaction.md, "Planning")
+ * ## Rules (docs/compaction.md, "Planning rules")
  *
  * 1. An object whose index could not be read (or holds an impossible entry) is `skipped`.
  * 2. Entries of deleted/unknown streams and entries ending at or below the stream's startOffset

@@ -1,5 +1,5 @@
 /**
- * The planning rules of shared/spec/compaction.md, end to end: real S3 server, real worker
+ * The planning rules of docs/compaction.md, end to end: real S3 server, real worker
  * threads, real SQLite. After each run the metadata is what the spec says, every live record
  * reads back identical, and every live object decodes.
  */

@@ -28,7 +28,6 @@ describe('encodeObject input validation', () => {
   const cases: [string, StreamRecord[]][] = [
     ['an empty block', []],
     ['two streams in a block', [ok, rec(2, 20, 30, 1, 0)]],
-    ['a gap in offsets', [ok, rec(1, 21, 30, 1, 0)]],
     ['overlapping offsets', [ok, rec(1, 19, 30, 1, 0)]],
     ['a negative stream id', [{ ...ok, streamId: -1 }]],
     ['a fractional offset', [{ ...ok, baseOffset: 1.5 }]],
@@ -38,6 +37,7 @@ describe('encodeObject input validation', () => {
     ['a negative count', [{ ...ok, count: -1 }]],
     ['a count past int32', [{ ...ok, count: INT32_MAX + 1 }]],
     ['counts summing past int32', [{ ...ok, count: INT32_MAX }, { ...ok, baseOffset: 10 + INT32_MAX, count: 1 }]],
+    ['offsets spanning past int32 across a gap', [{ ...ok, count: 1 }, { ...ok, baseOffset: 11 + INT32_MAX, count: 1 }]],
     ['a payload that is not bytes', [{ ...ok, payload: [1, 2, 3] as unknown as Uint8Array }]],
   ];
   for (const [name, records] of cases)
@@ -45,6 +45,13 @@ describe('encodeObject input validation', () => {
       invalidInput(() => encodeObject([{ records: [ok, rec(1, 20, 25, 0, 0)] }, { records }]));
       invalidInput(() => encodeDataBlock(records));
     });
+
+  // Regression (issue #8): AutoMQ's writer accepts sparse offsets (compacted topics), ours refused them.
+  it('accepts a gap in offsets: the entry spans it and counts records', () => {
+    const { records, entries } = decodeObject(encodeObject([{ records: [ok, rec(1, 21, 30, 1, 0)] }]));
+    expect(records.map((r) => r.baseOffset)).toEqual([10, 21]);
+    expect(entries[0]).toMatchObject({ startOffset: 10, endOffset: 30, recordCount: 2 });
+  });
 
   it('rejects a non-array or missing records', () => {
     invalidInput(() => encodeObject(null as unknown as []));

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StreamRecord } from '../../src/format/index.js';
 
-// The shared/ folder sits beside the repository (in CI too, with a copy), so resolve from the repo root.
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const vectorsDir = path.resolve(repoRoot, '..', 'shared', 'vectors');
+// The vectors live in the repository (test/fixtures/vectors/README.md says where they came from),
+// so a fresh clone tests itself.
+export const vectorsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'vectors');
 
 export function readVector(name: string): Uint8Array {
   return new Uint8Array(readFileSync(path.join(vectorsDir, name)));
@@ -22,7 +22,15 @@ export function rec(streamId: number, baseOffset: number, endOffset: number, pay
   return { streamId, epoch, baseOffset, count: endOffset - baseOffset, payload: payload(payloadLength, seed) };
 }
 
-/** Spec table: each block holds one record. */
+/** A record covering one offset: sparse streams are made of these. */
+function one(streamId: number, baseOffset: number, payloadLength: number, seed: number): StreamRecord {
+  return rec(streamId, baseOffset, baseOffset + 1, payloadLength, seed);
+}
+
+/**
+ * The vectors' inputs (docs/object-format.md, "Golden vectors"): in object-0..2 each block holds
+ * one record; in sparse-offsets each stream is one block of five records, S5's with gaps.
+ */
 export const goldenVectors: { file: string; size: number; blocks: { records: StreamRecord[] }[] }[] = [
   {
     file: 'object-0.bin',
@@ -44,6 +52,15 @@ export const goldenVectors: { file: string; size: number; blocks: { records: Str
     size: 330,
     blocks: [{ records: [rec(1, 400, 500, 92, 7)] }, { records: [rec(2, 230, 270, 32, 8)] }],
   },
+  {
+    file: 'sparse-offsets.bin',
+    size: 630,
+    blocks: [
+      { records: [0, 1, 10, 11, 1000].map((offset, i) => one(5, offset, 10 + i, 50 + i)) },
+      { records: [0, 1, 2, 3, 4].map((offset, i) => one(6, offset, 20, 60 + i)) },
+    ],
+  },
+  { file: 'empty.bin', size: 48, blocks: [] },
 ];
 
 /** Records as plain comparable data (payload views become arrays). */

@@ -188,7 +188,7 @@ describe('malformed objects are typed FormatErrors naming key and position', () 
       [7, 0, 0],
       [7, 2, 0],
     ]);
-    expect(entries).toEqual([{ streamId: 5, startOffset: 7, endOffset: 9, recordCount: 2, position: 0, size: 10 + 3 * 33 }]);
+    expect(entries).toEqual([{ streamId: 5, startOffset: 7, endOffset: 9, recordCount: 3, position: 0, size: 10 + 3 * 33 }]);
   });
 
   it('an object with no blocks is just a footer', () => {

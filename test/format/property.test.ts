@@ -34,7 +34,7 @@ function reencode(bytes: Uint8Array, entries: IndexEntry[]): Uint8Array {
       dataLength += block.length;
       records.push(...b.records);
     }
-    // One stream, contiguous offsets across the entry's blocks, or this throws.
+    // One stream, increasing offsets across the entry's blocks, or this throws.
     const { streamId, startOffset, endOffset, recordCount } = describeBlock(records);
     derived.push({ streamId, startOffset, endOffset, recordCount, position, size: dataLength - position });
   }
