@@ -2,7 +2,7 @@ import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
 import { AbortError, StateError, toCompactorError, type CompactorError } from '../errors.js';
 import type { MetadataStore, StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
-import { planCompaction } from '../plan/index.js';
+import { idleReason, planCompaction } from '../plan/index.js';
 import type { CompactionPlan, PlanExclusion, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
 import type { ObjectStorage } from '../storage/types.js';
@@ -88,12 +88,32 @@ export class Compactor {
         deferred: plan.deferred.length,
       });
       log.info({ iterations: plan.iterations.length, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
+      const untouchedReason = `shares no stream with another candidate: left alone until force split (forceSplitAfterMs ${this.options.forceSplitAfterMs} ms)`;
       const base = {
         skipped: plan.skipped.map((s) => ({ objectId: s.objectId, reason: s.reason })),
         deferred: plan.deferred.map((s) => ({ objectId: s.objectId, reason: s.reason })),
+        untouched: plan.untouched.map((objectId) => ({ objectId, reason: untouchedReason })),
       };
-      if (plan.compactedObjectIds.length === 0) {
-        return { committed: false, newObjectId: -1, streamObjects: [], compactedObjectIds: [], ...base, iterations: 0, restarts: 0, bytesRead: 0, bytesWritten: 0, durationMs: Date.now() - started, peakBudgetBytes: 0 };
+      for (const s of base.skipped) log.warn({ objectId: s.objectId, reason: s.reason }, 'skipped');
+      const idle = idleReason(plan, { candidates: candidates.length, nodeId: this.options.nodeId, forceSplitAfterMs: this.options.forceSplitAfterMs });
+      if (idle !== null) {
+        const report: CompactionReport = {
+          committed: false,
+          newObjectId: -1,
+          streamObjects: [],
+          compactedObjectIds: [],
+          ...base,
+          idleReason: idle,
+          iterations: 0,
+          restarts: 0,
+          bytesRead: 0,
+          bytesWritten: 0,
+          durationMs: Date.now() - started,
+          peakBudgetBytes: 0,
+        };
+        this.events.next({ type: 'run.idle', runId, report });
+        log.info({ reason: idle }, 'nothing committed');
+        return report;
       }
       const outputCount = (plan.sso ? 1 : 0) + plan.streamObjects.length;
       const firstId = outputCount > 0 ? await this.metadata.prepareObjectIds(outputCount) : -1;

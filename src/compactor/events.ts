@@ -19,6 +19,8 @@ export type CompactorEvent =
   | { type: 'bytes'; runId: number; bytesRead: number; bytesWritten: number }
   | { type: 'upload.aborted'; runId: number; key: string }
   | { type: 'run.committed'; runId: number; report: CompactionReport }
+  /** The run ended without a commit and without an error: `report.idleReason` says why. */
+  | { type: 'run.idle'; runId: number; report: CompactionReport }
   | { type: 'run.failed'; runId: number; error: CompactorError }
   | { type: 'objects.deleted'; objectIds: number[] };
 
@@ -31,6 +33,10 @@ export interface CompactionReport {
   skipped: { objectId: number; reason: string }[];
   /** Objects left for a later run so this one fits its limits. */
   deferred: { objectId: number; reason: string }[];
+  /** SSOs left alone: they share no stream with another candidate (until force split). */
+  untouched: { objectId: number; reason: string }[];
+  /** Set exactly when `committed` is false: why the run committed nothing. */
+  idleReason?: string;
   iterations: number;
   restarts: number;
   bytesRead: number;

@@ -1,5 +1,5 @@
 import { MetadataError, OptionsError, toCompactorError } from '../errors.js';
-import { encodeObject } from '../format/index.js';
+import { INT32_MAX, encodeObject } from '../format/index.js';
 import type { StreamRecord } from '../format/types.js';
 import type { MetadataStore, StreamRange } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
@@ -11,7 +11,7 @@ export interface UploadStreamSetObjectOptions {
   storage: ObjectStorage;
   metadata: MetadataStore;
   nodeId: number;
-  /** Any order; each stream's records must not overlap. */
+  /** Any order; each stream's records must not overlap (gaps are fine: sparse offsets). */
   records: readonly StreamRecord[];
   /** Target bytes of one data block (a block never splits a record). Default 512 KiB. */
   blockSize?: number;
@@ -73,9 +73,10 @@ export async function uploadStreamSetObject(opts: UploadStreamSetObjectOptions):
 }
 
 /**
- * Sorts records by (stream, offset) and cuts them into blocks: one stream and contiguous offsets
- * per block, about `blockSize` bytes each. A gap in a stream's offsets starts a new block and a
- * new range, so ranges never claim offsets the object does not hold.
+ * Sorts records by (stream, offset) and cuts them into blocks of one stream each, about
+ * `blockSize` bytes. Each stream gets one range, from its first record to the end of its last:
+ * gaps between records are sparse offsets (compacted topics), legal inside a block and covered
+ * by the range, as AutoMQ's writer does. Overlapping records are refused.
  */
 export function cutBlocks(records: readonly StreamRecord[], blockSize: number): { blocks: { records: StreamRecord[] }[]; ranges: StreamRange[] } {
   const sorted = [...records].sort((a, b) => a.streamId - b.streamId || a.baseOffset - b.baseOffset);
@@ -85,20 +86,22 @@ export function cutBlocks(records: readonly StreamRecord[], blockSize: number): 
   let currentBytes = 0;
   let range: StreamRange | undefined;
   for (const r of sorted) {
-    const contiguous = range !== undefined && range.streamId === r.streamId && range.endOffset === r.baseOffset;
-    if (range !== undefined && range.streamId === r.streamId && r.baseOffset < range.endOffset) {
+    const sameStream = range !== undefined && range.streamId === r.streamId;
+    if (sameStream && r.baseOffset < range!.endOffset) {
       throw new OptionsError(
         'records',
-        `stream ${r.streamId} has overlapping records at offset ${r.baseOffset} (previous record ends at ${range.endOffset})`,
+        `stream ${r.streamId} has overlapping records at offset ${r.baseOffset} (previous record ends at ${range!.endOffset})`,
       );
     }
     const recordBytes = 33 + r.payload.byteLength;
-    if (!contiguous || (current.length > 0 && currentBytes + recordBytes > blockSize)) {
+    // A block's offset span is an int32 on disk: a huge gap starts a new block.
+    const spanTooLong = current.length > 0 && r.baseOffset + r.count - current[0]!.baseOffset > INT32_MAX;
+    if (!sameStream || spanTooLong || (current.length > 0 && currentBytes + recordBytes > blockSize)) {
       if (current.length > 0) blocks.push({ records: current });
       current = [];
       currentBytes = 0;
     }
-    if (!contiguous) {
+    if (!sameStream) {
       range = { streamId: r.streamId, startOffset: r.baseOffset, endOffset: r.baseOffset + r.count };
       ranges.push(range);
     } else {

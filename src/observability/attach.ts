@@ -94,12 +94,9 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
         seen.set(e.runId, { read: Math.max(s.read, e.bytesRead), written: Math.max(s.written, e.bytesWritten) });
         return;
       }
-      case 'run.planned':
-        // A run with nothing to compact ends right after planning, without a further event.
-        if (e.compactedObjects === 0) {
-          runs.inc(1, { result: 'noop' });
-          seen.delete(e.runId);
-        }
+      case 'run.idle':
+        runs.inc(1, { result: 'noop' });
+        seen.delete(e.runId);
         return;
       case 'iteration.finished':
         iterations.inc();

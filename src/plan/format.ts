@@ -54,3 +54,24 @@ export function formatPlan(plan: CompactionPlan, opts: { maxLines?: number } = {
   }
   return out.join('\n');
 }
+
+/**
+ * Why a plan compacts nothing, in one sentence naming every candidate's fate: a run that commits
+ * nothing must never be silent about it. `null` when the plan compacts something.
+ */
+export function idleReason(plan: Pick<CompactionPlan, 'compactedObjectIds' | 'untouched' | 'skipped' | 'deferred'>, opts: { candidates: number; nodeId: number; forceSplitAfterMs: number }): string | null {
+  if (plan.compactedObjectIds.length > 0) return null;
+  if (opts.candidates === 0) return `node ${opts.nodeId} has no live stream set object`;
+  const parts: string[] = [];
+  if (plan.untouched.length > 0) {
+    parts.push(
+      `${plan.untouched.length} SSO(s) share no stream with another candidate, so merging them gains nothing ` +
+        `(left alone until they are older than forceSplitAfterMs, ${opts.forceSplitAfterMs} ms, and get split): ${list(plan.untouched)}`,
+    );
+  }
+  if (plan.skipped.length > 0) parts.push(`${plan.skipped.length} SSO(s) skipped (see skipped)`);
+  if (plan.deferred.length > 0) parts.push(`${plan.deferred.length} SSO(s) deferred to a later run (see deferred)`);
+  const accounted = plan.untouched.length + plan.skipped.length + plan.deferred.length;
+  if (accounted < opts.candidates) parts.push(`${opts.candidates - accounted} candidate(s) with nothing to do`);
+  return `nothing to compact among ${opts.candidates} candidate SSO(s) of node ${opts.nodeId}: ${parts.join('; ')}`;
+}

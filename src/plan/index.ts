@@ -1,7 +1,7 @@
 export { planCompaction } from './planner.js';
 export { resolvePlannerOptions, DEFAULT_PLANNER_OPTIONS, S3_MIN_PART_SIZE, S3_MAX_PART_SIZE } from './options.js';
 export { checkCoverage } from './coverage.js';
-export { formatPlan } from './format.js';
+export { formatPlan, idleReason } from './format.js';
 export { ssoResumePoint } from './resume.js';
 export type {
   BlockDest,
@@ -18,3 +18,4 @@ export type {
   SsoResumePoint,
 } from './types.js';
 export { summarizePlan, encodePlanTable, PlanBlocks, type PlanSummary, type PlanTable } from './table.js';
+export { indexHoldsRange } from './index-holds.js';

@@ -112,9 +112,9 @@ async function onWatchEvent(ctx: CliContext, e: CompactorEvent): Promise<void> {
   if (e.type === 'run.committed') {
     if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'committed', report: e.report }));
     else await writeOut(`${at} run ${e.runId}: ${formatReport(e.report, g.nodeId).split('\n')[0]}`);
-  } else if (e.type === 'run.planned' && e.compactedObjects === 0) {
-    if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'noop' }));
-    else await writeOut(`${at} run ${e.runId}: nothing to compact`);
+  } else if (e.type === 'run.idle') {
+    if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'noop', reason: e.report.idleReason }));
+    else await writeOut(`${at} run ${e.runId}: ${e.report.idleReason ?? 'nothing to compact'}`);
   } else if (e.type === 'run.failed') {
     const { message } = describeFailure(e.error, g.endpoint !== undefined ? { endpoint: g.endpoint } : {});
     if (g.json) await writeOut(JSON.stringify({ time: at, runId: e.runId, result: 'failed', error: { code: e.error.code, message } }));
@@ -161,7 +161,7 @@ function progressBar(compactor: Compactor): { stop(): void } {
 export function formatReport(r: CompactionReport, nodeId: number): string {
   const out: string[] = [];
   if (!r.committed) {
-    out.push(`nothing to compact for node ${nodeId} (${(r.durationMs / 1000).toFixed(2)} s)`);
+    out.push(`${r.idleReason ?? `nothing to compact for node ${nodeId}`} (${(r.durationMs / 1000).toFixed(2)} s)`);
   } else {
     const outputs: string[] = [];
     if (r.newObjectId >= 0) outputs.push(`SSO ${r.newObjectId}`);
