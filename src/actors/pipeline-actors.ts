@@ -34,6 +34,11 @@ export interface RunInit {
   table: PlanTable;
   ssoId: number;
   soIds: number[];
+  /**
+   * Outputs completed by earlier attempts (`destKey`s): no actor reads, merges or uploads them
+   * again. A restart repeats the first unfinished iteration, which may hold such an output.
+   */
+  done: string[];
 }
 
 export type ReaderInit = RunInit;
@@ -44,15 +49,17 @@ export interface MergerInit extends RunInit {
 }
 
 export interface UploaderInit extends RunInit {
-  /** Outputs completed by earlier attempts (`destKey`s): not uploaded again. */
-  done: string[];
   resume: DurableUpload | undefined;
   inWindow: number;
 }
 
+/** The outputs this attempt still has to write. */
 function outputsOf(init: RunInit, withEntries: boolean): OutputSpec[] {
   const keyOf = (id: number) => objectKey(id, init.settings.storage.namespace);
-  return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds, withEntries ? new PlanBlocks(init.table) : undefined);
+  const done = new Set(init.done);
+  return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds, withEntries ? new PlanBlocks(init.table) : undefined).filter(
+    (o) => !done.has(destKey(o.dest)),
+  );
 }
 
 /**
@@ -73,10 +80,11 @@ export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = 
   const out = new CreditSender<ReaderToMerger>(ctx.port('out'), { signal: ctx.signal, name: 'reader→merger' });
   const reader = new Reader(storage, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, { report: (m) => ctx.send(m) }, settings);
   const blocks = new PlanBlocks(ctx.init.table);
+  const done = new Set(ctx.init.done);
   try {
     for await (const msg of ctx.messages()) {
       try {
-        const segments = iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom);
+        const segments = iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom, done);
         await reader.runIteration(msg.iteration, segments, ctx.signal);
       } catch (err) {
         if (!ctx.signal.aborted) ctx.fail(err, msg.iteration);
@@ -94,6 +102,7 @@ export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (
   const out = new CreditSender<MergerToUploader>(ctx.port('out'), { signal: ctx.signal, name: 'merger→uploader' });
   const merger = new Merger(outputsOf(ctx.init, true), ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, ctx.init.settings.partSize, (bytes) => input.grant(bytes));
   const blocks = new PlanBlocks(ctx.init.table);
+  const done = new Set(ctx.init.done);
   // Bytes of iteration i arrive only after the reader got iteration i's start, but that start
   // and the merger's come on different ports: data waits here for its iteration's start.
   const started = new Map<number, Deferred<void>>();
@@ -107,7 +116,7 @@ export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (
       // The supervisor sends every iteration's start at once so the reader can run ahead (the
       // budget holds it back); the merger takes them one after the other.
       await raceAbort(merger.idle(), ctx.signal);
-      merger.startIteration(msg.iteration, iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom));
+      merger.startIteration(msg.iteration, iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom, done));
       startOf(msg.iteration).resolve();
       try {
         await merger.flush();
@@ -140,9 +149,8 @@ export const uploaderActor: Actor<UploaderInit, never, UploaderReport> = async (
   const { settings } = ctx.init;
   const storage = await openStorage(settings.storage);
   const input = new CreditReceiver<MergerToUploader>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'merger→uploader' });
-  const done = new Set(ctx.init.done);
   const uploader = new Uploader(
-    outputsOf(ctx.init, false).filter((o) => !done.has(destKey(o.dest))),
+    outputsOf(ctx.init, false),
     ctx.init.resume,
     storage,
     ctx.budget,

@@ -6,7 +6,7 @@
  * plan's shared block table.
  */
 import type { IndexEntry } from '../format/types.js';
-import type { Dest, OutputSpec, Segment } from '../messages/pipeline.js';
+import { destKey, type Dest, type OutputSpec, type Segment } from '../messages/pipeline.js';
 import type { PlanBlocks, PlanSummary } from '../plan/table.js';
 
 /** The run's outputs: the SSO (if any) first, then stream objects by index. */
@@ -47,10 +47,18 @@ function destOf(blocks: PlanBlocks, i: number): Dest {
  * bytes of earlier iterations; a fresh one after a failure has only the durable parts, so SSO
  * bytes from there on are read again, from earlier iterations' blocks if need be.
  */
-export function iterationSegments(summary: PlanSummary, blocks: PlanBlocks, iteration: number, ssoFrom: number): Segment[] {
+export function iterationSegments(
+  summary: PlanSummary,
+  blocks: PlanBlocks,
+  iteration: number,
+  ssoFrom: number,
+  /** `destKey`s of outputs already complete: their blocks are not read again. */
+  done: ReadonlySet<string> = new Set(),
+): Segment[] {
   const segments: Segment[] = [];
   let seq = 0;
   const add = (i: number) => {
+    if (done.size > 0 && done.has(destKey(destOf(blocks, i)))) return;
     const offset = blocks.destOffset(i);
     const size = blocks.size(i);
     const skip = blocks.isSso(i) ? Math.max(0, ssoFrom - offset) : 0;

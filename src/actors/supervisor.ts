@@ -189,7 +189,7 @@ export class Supervisor {
       const m2u = new MessageChannel();
       const mergerWindow = Math.max(options.memoryLimit, settings.maxGetSize);
       const uploaderWindow = Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize);
-      const run: RunInit = { settings, summary, table, ssoId, soIds };
+      const run: RunInit = { settings, summary, table, ssoId, soIds, done: [...state.objectSizes.keys()] };
       const reader = pool.spawn<ReaderInit, SupervisorToReader, ReaderReport>(ACTORS_MODULE, 'readerActor', run, { name: `reader(run ${runId})`, ports: { out: r2m.port1 } });
       const merger = pool.spawn<MergerInit, SupervisorToMerger, never>(
         ACTORS_MODULE,
@@ -200,7 +200,7 @@ export class Supervisor {
       const uploader = pool.spawn<UploaderInit, never, UploaderReport>(
         ACTORS_MODULE,
         'uploaderActor',
-        { ...run, done: [...state.objectSizes.keys()], resume: state.durable(options.partSize), inWindow: uploaderWindow },
+        { ...run, resume: state.durable(options.partSize), inWindow: uploaderWindow },
         { name: `uploader(run ${runId})`, ports: { in: m2u.port2 } },
       );
       const subscriptions = [

@@ -1,0 +1,68 @@
+/**
+ * Issue #10, "a restart after repeated faults breaks the pipeline's own state": a fault on every
+ * attempt of one request restarts the iteration, and the restarted actors must rebuild exactly
+ * the state of the first unfinished iteration. It once ended the run with ERR_INTERNAL
+ * "uploader has no output so:0": the restarted uploader had dropped a stream object completed
+ * by the failed attempt while the reader and merger sent its bytes again.
+ */
+import { describe, expect, it } from 'vitest';
+import { withDeadline } from '../../src/util/async.js';
+import { fault, useFaultProxy, type FaultAction, type S3Operation } from '../support/fault-proxy.js';
+import { createTestNode, MiB, storageVia, type TestNode } from '../support/node.js';
+
+const KiB = 1024;
+const NEVER_HANGS_MS = 60_000;
+
+let node: TestNode | undefined;
+const proxy = useFaultProxy(async () => {
+  await node?.close();
+  node = undefined;
+});
+
+/** Stream objects (streams 1-4, 600 KiB each) and a 6.4 MiB SSO (streams 5-24, two parts) spanning iterations. */
+async function mixedNode(prefix: string): Promise<TestNode> {
+  const streams = Array.from({ length: 24 }, (_, i) => i + 1);
+  node = await createTestNode(prefix, { streams });
+  for (let k = 0; k < 2; k++) {
+    await node.writeStreams(
+      Object.fromEntries(streams.map((s) => [s, s <= 4 ? { n: 3, size: 100 * KiB } : { n: 2, size: 80 * KiB }])),
+      { blockSize: 128 * KiB },
+    );
+  }
+  return node;
+}
+
+describe('a restart rebuilds the state of the first unfinished iteration (issue #10)', () => {
+  const SDK_ATTEMPTS = 3;
+  const cases: [string, S3Operation, FaultAction, number][] = [
+    ['503 on every SDK attempt of one UploadPart', 'UploadPart', fault.slowDown(), 0],
+    ['503 on every SDK attempt of one PutObject (a stream object)', 'PutObject', fault.slowDown(), 1],
+    ['503 on every SDK attempt of one mid-run range GET', 'GetObject', fault.slowDown(), 2 + 3],
+    ['a stall of every SDK attempt of one PutObject', 'PutObject', fault.stall(), 2],
+  ];
+  for (const [name, op, action, skip] of cases) {
+    it(`regression: ${name} restarts the iteration and the run commits`, async () => {
+      const n = await mixedNode(`restart-${op}-${action.type}`);
+      const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: SDK_ATTEMPTS, requestTimeoutMs: 1_000, retryBaseDelayMs: 5 });
+      const compactor = n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 500 * KiB, partAttempts: 1, maxIterationAttempts: 3 }, storage);
+      // Every attempt of the request fails (however many the SDK makes) until the iteration
+      // fails; the restart then finds storage healthy again.
+      const rule = proxy().addRule({ op, skip, times: Infinity, action });
+      const sub = compactor.events$.subscribe((e) => {
+        if (e.type === 'iteration.failed') rule.remove();
+      });
+      const report = await withDeadline(compactor.compactOnce(), NEVER_HANGS_MS, `compactOnce with ${name}`).finally(() => sub.unsubscribe());
+      expect(rule.hits).toBeGreaterThanOrEqual(SDK_ATTEMPTS);
+      expect(report.committed).toBe(true);
+      expect(report.restarts).toBeGreaterThanOrEqual(1);
+      expect(report.streamObjects.length).toBe(4);
+      expect(compactor.budget.inUse).toBe(0);
+      proxy().clear();
+      expect(await n.storage.listMultipartUploads()).toEqual([]);
+      await n.verify();
+      // Exactly the committed outputs and nothing else: no orphan of the failed attempt.
+      const live = await n.metadata.listAllLiveObjects!();
+      expect((await n.storage.listObjects()).length).toBe(live.streamSetObjects.length + live.streamObjects.length + 2);
+    });
+  }
+});
