@@ -43,6 +43,10 @@ export async function uploadStreamSetObject(opts: UploadStreamSetObjectOptions):
   const nodeId = checkNonNegativeInt('nodeId', opts.nodeId);
   const blockSize = checkPositiveInt('blockSize', opts.blockSize ?? DEFAULT_BLOCK_SIZE);
   const partSize = checkPositiveInt('partSize', opts.partSize ?? DEFAULT_PART_SIZE);
+  const storeMin = storage.minPartSize ?? 5 * 1024 * 1024;
+  if (partSize < storeMin) {
+    throw new OptionsError('partSize', `must be at least ${storeMin} bytes, the smallest multipart part the storage accepts (S3: 5 MiB), got ${partSize}`);
+  }
   if (!Array.isArray(opts.records) || opts.records.length === 0) {
     throw new OptionsError('records', 'must be a non-empty array of stream records');
   }

@@ -51,12 +51,20 @@ export interface S3StorageOptions {
   /** Base delay of the exponential backoff between attempts. Default 100 ms. */
   retryBaseDelayMs?: number;
   /**
+   * Smallest multipart part (all but the last) the store accepts. Default 5 MiB, what S3 and
+   * most compatible stores enforce; lower it only for a store that really accepts less.
+   */
+  minPartSize?: number;
+  /**
    * A ready S3 client. It stays the caller's (`close()` does not destroy it); its retry and
    * timeout settings apply to its requests. Not combinable with endpoint/region/credentials/
    * forcePathStyle.
    */
   client?: S3Client;
 }
+
+/** What S3 (and most compatible stores) enforce for every multipart part but the last. */
+const DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024;
 
 interface ResolvedSettings {
   requestTimeoutMs: number;
@@ -107,6 +115,9 @@ function validateOptions(o: S3StorageOptions): void {
   }
   if (o.requestTimeoutMs !== undefined && !isPositiveInt(o.requestTimeoutMs)) {
     throw new OptionsError('requestTimeoutMs', `expected a positive integer of milliseconds, got ${String(o.requestTimeoutMs)}`);
+  }
+  if (o.minPartSize !== undefined && !isPositiveInt(o.minPartSize)) {
+    throw new OptionsError('minPartSize', `expected a positive integer of bytes, got ${String(o.minPartSize)}`);
   }
   if (o.maxAttempts !== undefined && !isPositiveInt(o.maxAttempts)) {
     throw new OptionsError('maxAttempts', `expected an integer >= 1 (1 = no retry), got ${String(o.maxAttempts)}`);
@@ -378,6 +389,7 @@ function readBodyInto(
 export class S3Storage implements ObjectStorage {
   readonly bucket: string;
   readonly namespace: string;
+  readonly minPartSize: number;
   readonly client: S3Client;
   private readonly ownsClient: boolean;
   private readonly settings: ResolvedSettings;
@@ -390,6 +402,7 @@ export class S3Storage implements ObjectStorage {
     this.options = { ...options };
     this.bucket = options.bucket;
     this.namespace = options.namespace;
+    this.minPartSize = options.minPartSize ?? DEFAULT_MIN_PART_SIZE;
     this.settings = settingsOf(options);
     if (options.client) {
       this.client = options.client;

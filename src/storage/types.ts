@@ -42,6 +42,8 @@ export interface S3StorageConfig {
 export interface ObjectStorage {
   readonly bucket: string;
   readonly namespace: string;
+  /** Smallest multipart part (all but the last) the store accepts. Absent: S3's 5 MiB. */
+  readonly minPartSize?: number;
   /** `objectKey(objectId, namespace)`. */
   keyOf(objectId: number): string;
   /** Bytes [start, end) of an object. Resumes a body cut after the headers. */

@@ -66,3 +66,20 @@ describe('a restart rebuilds the state of the first unfinished iteration (issue 
     });
   }
 });
+
+describe('options the store would refuse fail at construction (issue #10)', () => {
+  it('regression: partSize 1 MiB with minPartSize lowered to 1 is refused before any request', async () => {
+    const n = await createTestNode('part-size-option', { streams: [1] });
+    node = n;
+    const err = (() => {
+      try {
+        n.compactor({ partSize: 1 * MiB, minPartSize: 1 });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(err).toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'partSize' });
+    expect((err as Error).message).toMatch(/smallest multipart part the storage accepts/);
+  });
+});
