@@ -180,6 +180,16 @@ export class WorkerError extends CompactorError {
 
 export type WorkerErrorCode = 'ERR_WORKER_CRASHED' | 'ERR_WORKER_EXITED' | 'ERR_WORKER_UNRESPONSIVE';
 
+/**
+ * Garbage collection refused to delete: the metadata does not look like this bucket's and
+ * namespace's, or it would delete more than a small share of the namespace. Nothing was deleted.
+ */
+export class GcRefusedError extends CompactorError {
+  constructor(code: 'ERR_GC_METADATA_MISMATCH' | 'ERR_GC_TOO_MANY', message: string) {
+    super(code, message);
+  }
+}
+
 /** The compactor is closed or a run is already in progress. */
 export class StateError extends CompactorError {
   constructor(code: 'ERR_CLOSED' | 'ERR_BUSY', message: string) {
@@ -251,6 +261,7 @@ const classes: Record<string, new (...args: never[]) => CompactorError> = {
   TimeoutError,
   WorkerError,
   StateError,
+  GcRefusedError,
 };
 
 /** Rebuilds an error sent by `serializeError` with its class, code, retryable, fields and cause. */

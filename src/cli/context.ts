@@ -2,7 +2,7 @@
  * What every command shares: the global options parsed and checked, the logger, the S3 storage
  * (checked reachable before use), the metadata store, and orderly cleanup.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { SqliteMetadataStore } from '../metadata/index.js';
@@ -105,7 +105,7 @@ function positive(flag: string, v: number): number {
 /** Resources of one command, closed in reverse order by `close()`. */
 export class CliContext {
   readonly logger: Logger;
-  private readonly cleanups: (() => Promise<void> | void)[] = [];
+  private readonly cleanups: ((failed: boolean) => Promise<void> | void)[] = [];
   private storageInstance: S3Storage | undefined;
   private metadataInstance: SqliteMetadataStore | undefined;
 
@@ -113,7 +113,7 @@ export class CliContext {
     this.logger = createLogger({ level: globals.logLevel });
   }
 
-  onClose(fn: () => Promise<void> | void): void {
+  onClose(fn: (failed: boolean) => Promise<void> | void): void {
     this.cleanups.push(fn);
   }
 
@@ -203,17 +203,26 @@ export class CliContext {
       if (!statSync(path).isFile()) throw new UsageError('--metadata', `${path} is not a file`);
     }
     const { SqliteMetadataStore } = await import('../metadata/index.js');
+    // A command that fails must not leave a new, empty store behind: gc would later take an
+    // empty file for "metadata knows nothing" (and refuses it; it once deleted live data).
+    const created = path !== ':memory:' && !existsSync(path);
+    if (created) {
+      this.onClose((failed) => {
+        if (failed) for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${path}${suffix}`, { force: true });
+      });
+    }
     const store = new SqliteMetadataStore({ path, graceMs: this.globals.graceMs });
     this.onClose(() => store.close());
     this.metadataInstance = store;
     return store;
   }
 
-  async close(): Promise<void> {
+  /** Runs the cleanups, last registered first; `failed`: the command did not succeed. */
+  async close(opts: { failed?: boolean } = {}): Promise<void> {
     while (this.cleanups.length > 0) {
       const fn = this.cleanups.pop()!;
       try {
-        await fn();
+        await fn(opts.failed === true);
       } catch (err) {
         this.logger.debug({ err }, 'cleanup failed');
       }

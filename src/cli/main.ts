@@ -53,7 +53,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
       }
     }
   } finally {
-    await ctx?.close();
+    await ctx?.close({ failed: exitCode !== EXIT_OK });
   }
   return exitCode;
 }

@@ -90,9 +90,10 @@ export function buildProgram(hooks: ProgramHooks): Command {
   program
     .command('gc')
     .description('remove leftovers: unknown objects and unfinished multipart uploads older than --safety-age, compacted objects past their grace period')
-    .option('--dry-run', 'report what would be removed, remove nothing')
+    .option('--dry-run', 'report what would be removed, remove nothing (the safety checks still run)')
+    .option('--force', 'delete unknown objects even when they are more than 10% of the namespace (never skips the check that --metadata belongs to the bucket)')
     .addOption(new Option('--safety-age <duration>', 'keep leftovers younger than this').default(formatDuration(COMPACTOR_DEFAULTS.gcSafetyAgeMs), formatDuration(COMPACTOR_DEFAULTS.gcSafetyAgeMs)))
-    .action(run(async (ctx, flags: { dryRun?: boolean; safetyAge: string }) => (await import('./commands/gc.js')).gcCommand(ctx, flags)));
+    .action(run(async (ctx, flags: { dryRun?: boolean; force?: boolean; safetyAge: string }) => (await import('./commands/gc.js')).gcCommand(ctx, flags)));
 
   program
     .command('ingest-sample')

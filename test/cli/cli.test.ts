@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeObject, objectKey } from '../../src/format/index.js';
 import { createTestBucket, directClient, s3Endpoint } from '../support/env.js';
@@ -220,6 +220,32 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
   it('non-numeric --node-id', async () => {
     const r = await runCli([...global, '--node-id', 'abc', 'plan']);
     expectOneLineError(r, 2, 'option "--node-id"', '"abc"');
+  });
+
+  // Regression (issue #10): gc given an empty metadata file (what a failed ingest-sample left)
+  // took every object of the bucket for an unknown leftover and deleted live data.
+  it('gc with an empty or foreign metadata file deletes nothing and exits 1 with one line', async () => {
+    const listKeys = async () =>
+      ((await directClient().send(new ListObjectsV2Command({ Bucket: bucket }))).Contents ?? []).map((o) => o.Key).sort();
+    const before = await listKeys();
+    expect(before.length).toBeGreaterThan(0);
+    const { SqliteMetadataStore } = await import('../../src/metadata/index.js');
+    const empty = join(dir, 'empty.db');
+    await new SqliteMetadataStore({ path: empty }).close();
+    const args = ['--endpoint', s3Endpoint(), '--bucket', bucket, '--metadata', empty];
+    for (const extra of [[], ['--dry-run'], ['--force']]) {
+      const r = await runCli([...args, 'gc', '--safety-age', '0', ...extra]);
+      expectOneLineError(r, 1, 'gc refused', 'metadata knows none of the', 'ERR_GC_METADATA_MISMATCH');
+    }
+    expect(await listKeys()).toEqual(before);
+  });
+
+  it('a failed ingest-sample leaves no new metadata file behind', async () => {
+    const path = join(dir, 'failed-ingest.db');
+    const r = await runCli(['--endpoint', s3Endpoint(), '--bucket', `${bucket}-missing`.slice(0, 63), '--metadata', path, 'ingest-sample', '--objects', '1']);
+    expect(r.code).toBe(1);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(path)).toBe(false);
   });
 
   it('a missing metadata file is not silently created', async () => {

@@ -4,12 +4,12 @@ import { EXIT_OK } from '../errors.js';
 import { writeJson, writeOut } from '../output.js';
 import { formatDuration, parseDuration } from '../parse.js';
 
-export async function gcCommand(ctx: CliContext, flags: { dryRun?: boolean; safetyAge: string }): Promise<number> {
+export async function gcCommand(ctx: CliContext, flags: { dryRun?: boolean; force?: boolean; safetyAge: string }): Promise<number> {
   const safetyAgeMs = parseDuration('--safety-age', flags.safetyAge);
   const metadata = await ctx.metadata({ mustExist: true });
   const storage = await ctx.storage();
   const dryRun = flags.dryRun === true;
-  const report = await collectGarbage(storage, metadata, { safetyAgeMs, dryRun });
+  const report = await collectGarbage(storage, metadata, { safetyAgeMs, dryRun, force: flags.force === true });
   if (ctx.globals.json) {
     await writeJson({ ...report, safetyAgeMs });
     return EXIT_OK;
