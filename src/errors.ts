@@ -129,6 +129,7 @@ export type MetadataErrorCode =
   | 'ERR_METADATA_STREAM_EXISTS'
   | 'ERR_METADATA_INVALID_COMMIT'
   | 'ERR_METADATA_IO'
+  | 'ERR_METADATA_INDEX_MISMATCH' // metadata gives an object a range its index does not hold
   | 'ERR_METADATA_CLOSED';
 
 /** A wrong option value at a public boundary. Names the option and the fix. */

@@ -2,9 +2,10 @@
  * Merger actor: puts the bytes the reader fetched (in whatever order GETs finished) into output
  * order, hands each segment to the uploader as its own buffer, and closes an output after its
  * last segment with the regrouped index and the footer. Data blocks are copied as they are,
- * never re-encoded.
+ * never re-encoded, but every block's and record's header is checked against the source entry
+ * on the way (magics, lengths, counts, stream, offsets): a damaged source fails, it never spreads.
  */
-import { buildIndexAndFooter, regroupIndex } from '../format/index.js';
+import { buildIndexAndFooter, checkDataBlocks, regroupIndex } from '../format/index.js';
 import { destKey, type MergerToUploader, type OutputSpec, type ReaderToMerger, type Segment } from '../messages/pipeline.js';
 import { CompactorError } from '../errors.js';
 import { deferred } from '../util/async.js';
@@ -18,6 +19,7 @@ export class Merger {
   /** Bytes received from the reader and not yet handed on: released here on failure. */
   private held = 0;
   private segments: Segment[] = [];
+  private bySeq = new Map<number, Segment>();
   private iteration = -1;
   private cursor = 0;
   /** Bytes of the segment at `cursor` already emitted (a chunk ended at a part boundary inside it). */
@@ -51,6 +53,7 @@ export class Merger {
     this.ended = deferred<void>();
     this.iteration = iteration;
     this.segments = [...segments].sort((a, b) => a.seq - b.seq);
+    this.bySeq = new Map(this.segments.map((s) => [s.seq, s]));
     this.cursor = 0;
     this.skip = 0;
     this.endSent = false;
@@ -64,8 +67,13 @@ export class Merger {
     }
     const all = new Uint8Array(msg.buffer);
     for (const p of msg.pieces) {
-      this.arrived.set(p.seq, all.subarray(p.offset, p.offset + p.size));
       this.held += p.size;
+      const bytes = all.subarray(p.offset, p.offset + p.size);
+      // Damage is never copied: a block that disagrees with its source entry fails here, naming
+      // the source object and the byte, before any of it reaches an output.
+      const seg = this.bySeq.get(p.seq);
+      if (seg?.entry) checkDataBlocks(bytes, seg.entry, seg.key, seg.srcPos);
+      this.arrived.set(p.seq, bytes);
     }
     await this.flush();
   }

@@ -51,7 +51,7 @@ export async function readIndexes(
         const e = toCompactorError(err);
         // A cancelled run is not an unreadable object.
         if (e.code === 'ERR_ABORTED') throw e;
-        objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}` } };
+        objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}`, code: e.code } };
       }
     },
     signal,

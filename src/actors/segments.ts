@@ -63,7 +63,9 @@ export function iterationSegments(
     const size = blocks.size(i);
     const skip = blocks.isSso(i) ? Math.max(0, ssoFrom - offset) : 0;
     if (skip >= size) return;
-    segments.push({ seq: seq++, key: blocks.key(i), srcPos: blocks.position(i) + skip, size: size - skip, dest: destOf(blocks, i), destOffset: offset + skip });
+    const seg: Segment = { seq: seq++, key: blocks.key(i), srcPos: blocks.position(i) + skip, size: size - skip, dest: destOf(blocks, i), destOffset: offset + skip };
+    if (skip === 0) seg.entry = { ...blocks.outputEntry(i), position: blocks.position(i) };
+    segments.push(seg);
   };
   for (let it = 0; it < iteration; it++) {
     const info = summary.iterations[it]!;

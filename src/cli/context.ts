@@ -118,7 +118,8 @@ export class CliContext {
   }
 
   /** The bucket's storage, checked reachable (and created with --create-bucket). */
-  async storage(): Promise<S3Storage> {
+  /** `minPartSize`: --min-part-size, for a store that accepts parts below S3's 5 MiB. */
+  async storage(opts: { minPartSize?: number } = {}): Promise<S3Storage> {
     if (this.storageInstance) return this.storageInstance;
     const g = this.globals;
     if (!g.bucket) throw new UsageError('--bucket', 'is required for this command (or set S3SC_BUCKET)');
@@ -132,6 +133,7 @@ export class CliContext {
       // Credentials: the SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, ...).
       requestTimeoutMs: g.requestTimeoutMs,
       maxAttempts: g.maxAttempts,
+      ...(opts.minPartSize !== undefined ? { minPartSize: opts.minPartSize } : {}),
     });
     this.onClose(() => storage.close());
     await this.checkBucket(storage);

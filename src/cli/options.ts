@@ -108,7 +108,8 @@ export function parseTunables(opts: Record<string, unknown>): Partial<CompactorO
   }
   // Everything else the library checks (threads >= 4, part size <= 5 GiB, ...), before any I/O:
   // its OptionsError names the option, which the CLI maps to the flag.
-  const probeStorage = { getRange() {} } as unknown as ObjectStorage;
+  // --min-part-size is the store's own minimum too (the storage is built with it).
+  const probeStorage = { getRange() {}, minPartSize: out.minPartSize } as unknown as ObjectStorage;
   const probeMetadata = { commitStreamSetObject() {} } as unknown as MetadataStore;
   resolveCompactorOptions({ ...out, storage: probeStorage, metadata: probeMetadata, nodeId: 0 });
   return out as Partial<CompactorOptions>;

@@ -1,7 +1,8 @@
 import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
-import { AbortError, StateError, toCompactorError, type CompactorError } from '../errors.js';
-import type { MetadataStore, StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
+import { AbortError, FormatError, StateError, toCompactorError, type CompactorError } from '../errors.js';
+import { parseObjectKey } from '../format/keys.js';
+import type { MetadataStore, QuarantinedObject, StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import { idleReason, planCompaction } from '../plan/index.js';
 import type { CompactionPlan, PlanExclusion, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
@@ -19,6 +20,17 @@ import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorO
  * check coverage and commit atomically. `start()` schedules runs; `close()` cancels what runs and
  * ends every worker thread.
  */
+/** Damaged sources one run leaves out before it gives up and fails (each costs a replan). */
+const MAX_DAMAGED_PER_RUN = 16;
+/** Above this many (objects x streams of the node), planning does not load metadata ranges. */
+const MAX_RANGES_LOADED = 200_000;
+
+interface Quarantined {
+  objectId: number;
+  code: string;
+  reason: string;
+}
+
 export class Compactor {
   readonly options: ResolvedCompactorOptions;
   readonly storage: ObjectStorage;
@@ -69,14 +81,51 @@ export class Compactor {
     const started = Date.now();
     const log = this.logger.child({ runId, nodeId: this.options.nodeId });
     this.events.next({ type: 'run.started', runId });
-    let planner: PlannerSession | undefined;
+    // Sources found damaged while copying: left out when the run plans again, at once.
+    const damaged = new Map<number, Quarantined>();
     try {
       await this.deleteDue(signal);
-      const { candidates, streams, waiting } = await this.candidates();
+      for (;;) {
+        try {
+          return await this.attempt(runId, started, log, damaged, signal);
+        } catch (err) {
+          const source = err instanceof FormatError ? parseObjectKey(err.key) : undefined;
+          // A FormatError naming one of our sources is that object's damage, not the run's:
+          // quarantine it and plan again without it. Bounded: each pass removes one object.
+          if (!source || source.namespace !== this.storage.namespace || damaged.has(source.objectId) || damaged.size >= MAX_DAMAGED_PER_RUN) throw err;
+          const q = { objectId: source.objectId, code: (err as FormatError).code, reason: `damaged data found while copying: ${(err as FormatError).message}` };
+          damaged.set(q.objectId, q);
+          await this.quarantine(runId, log, q);
+        }
+      }
+    } catch (err) {
+      const error = toCompactorError(err);
+      this.events.next({ type: 'run.failed', runId, error });
+      log.warn({ err: error }, 'compaction run failed');
+      throw error;
+    }
+  }
+
+  /** Quarantines an object (when the store can), and says so in the events and the log. */
+  private async quarantine(runId: number, log: Logger, q: Quarantined): Promise<void> {
+    await this.metadata.quarantineObject?.(q);
+    this.events.next({ type: 'object.quarantined', runId, ...q });
+    log.warn({ objectId: q.objectId, code: q.code, reason: q.reason }, 'object quarantined: left out of compaction until released');
+  }
+
+  /** One plan and its execution; `damaged` sources are left out (with the quarantined ones). */
+  private async attempt(runId: number, started: number, log: Logger, damaged: ReadonlyMap<number, Quarantined>, signal: AbortSignal): Promise<CompactionReport> {
+    let planner: PlannerSession | undefined;
+    try {
+      const { candidates, streams, waiting, held } = await this.candidates(damaged);
       // Index parsing and planning run on a worker: this thread only gets the summary.
       planner = await this.supervisor.plan({ candidates, streams, nowMs: Date.now(), signal });
       const plan = planner.summary;
       plan.deferred.push(...waiting);
+      for (const x of plan.skipped) {
+        if (x.quarantine) await this.quarantine(runId, log, { objectId: x.objectId, code: x.code ?? 'ERR_PLAN_INVALID', reason: x.reason });
+      }
+      plan.skipped.push(...held);
       this.events.next({
         type: 'run.planned',
         runId,
@@ -90,7 +139,8 @@ export class Compactor {
       log.info({ iterations: plan.iterations.length, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
       const untouchedReason = `shares no stream with another candidate: left alone until force split (forceSplitAfterMs ${this.options.forceSplitAfterMs} ms)`;
       const base = {
-        skipped: plan.skipped.map((s) => ({ objectId: s.objectId, reason: s.reason })),
+        skipped: plan.skipped.map((s) => ({ objectId: s.objectId, reason: s.reason, ...(s.code !== undefined ? { code: s.code } : {}) })),
+        quarantined: [...plan.skipped.filter((s) => s.quarantine).map((s) => ({ objectId: s.objectId, code: s.code ?? 'ERR_PLAN_INVALID', reason: s.reason })), ...damaged.values()],
         deferred: plan.deferred.map((s) => ({ objectId: s.objectId, reason: s.reason })),
         untouched: plan.untouched.map((objectId) => ({ objectId, reason: untouchedReason })),
       };
@@ -167,11 +217,6 @@ export class Compactor {
         await this.storage.deleteObjects(keys).catch(() => {});
         throw err;
       }
-    } catch (err) {
-      const error = toCompactorError(err);
-      this.events.next({ type: 'run.failed', runId, error });
-      log.warn({ err: error }, 'compaction run failed');
-      throw error;
     } finally {
       await planner?.close();
     }
@@ -180,24 +225,41 @@ export class Compactor {
   /**
    * The run's candidates: this node's live SSOs, newest `dataTimeMs` first, at most
    * `maxObjectsPerRun` (the rest wait for a run soon after), and the metadata of their streams.
+   * Quarantined objects (and `damaged` ones) are `held` out, each with its reason.
    */
-  private async candidates(): Promise<{ candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; waiting: PlanExclusion[] }> {
+  private async candidates(damaged: ReadonlyMap<number, Quarantined> = new Map()): Promise<{
+    candidates: StreamSetObjectMetadata[];
+    streams: StreamMetadata[];
+    waiting: PlanExclusion[];
+    held: PlanExclusion[];
+  }> {
     const { nodeId, maxObjectsPerRun } = this.options;
-    // No ranges: planning reads the indexes, and a node's ranges can number in the hundreds of
-    // thousands (a synchronous store would stall the host's thread loading them).
     const lean = typeof this.metadata.getStreamsOfNode === 'function';
-    const all = await this.metadata.listStreamSetObjects({ nodeId, withRanges: !lean });
-    const sorted = [...all].sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId);
+    const nodeStreams = lean ? await this.metadata.getStreamsOfNode!(nodeId) : undefined;
+    // Ranges let planning check each index against what metadata promises, but a node's ranges
+    // can number in the hundreds of thousands, and a synchronous store would stall the host's
+    // thread loading them: past a bound, planning goes without them.
+    const nodeObjects = lean ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: false }) : undefined;
+    const withRanges = !lean || nodeObjects!.length * nodeStreams!.length <= MAX_RANGES_LOADED;
+    const all = withRanges ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: true }) : nodeObjects!;
+    const quarantined = new Map<number, QuarantinedObject>();
+    for (const q of (await this.metadata.listQuarantined?.()) ?? []) quarantined.set(q.objectId, q);
+    for (const q of damaged.values()) quarantined.set(q.objectId, { ...q, atMs: Date.now() });
+    const held: PlanExclusion[] = [];
+    const usable = all.filter((o) => {
+      const q = quarantined.get(o.objectId);
+      if (q) held.push({ objectId: o.objectId, key: this.storage.keyOf(o.objectId), code: q.code, reason: `quarantined since ${new Date(q.atMs).toISOString()}: ${q.reason}` });
+      return !q;
+    });
+    const sorted = usable.sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId);
     const candidates = sorted.slice(0, maxObjectsPerRun);
     const waiting = sorted.slice(maxObjectsPerRun).map((o) => ({
       objectId: o.objectId,
       key: this.storage.keyOf(o.objectId),
       reason: `more than maxObjectsPerRun (${maxObjectsPerRun}) objects wait`,
     }));
-    const streams = lean
-      ? await this.metadata.getStreamsOfNode!(nodeId)
-      : await this.metadata.getStreams([...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))]);
-    return { candidates, streams, waiting };
+    const streams = nodeStreams ?? (await this.metadata.getStreams([...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))]));
+    return { candidates, streams, waiting, held };
   }
 
   /**
@@ -205,10 +267,11 @@ export class Compactor {
    * For printing (the CLI's `plan`); `compactOnce` plans on a worker instead.
    */
   async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
-    const { candidates, streams, waiting } = await this.candidates();
+    const { candidates, streams, waiting, held } = await this.candidates();
     const objects = await readIndexes(this.storage, candidates, this.options.indexReadConcurrency, signal);
     const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options });
     plan.deferred.push(...waiting);
+    plan.skipped.push(...held);
     return { plan, objects };
   }
 

@@ -22,7 +22,9 @@ export type CompactorEvent =
   /** The run ended without a commit and without an error: `report.idleReason` says why. */
   | { type: 'run.idle'; runId: number; report: CompactionReport }
   | { type: 'run.failed'; runId: number; error: CompactorError }
-  | { type: 'objects.deleted'; objectIds: number[] };
+  | { type: 'objects.deleted'; objectIds: number[] }
+  /** A source found damaged or inconsistent: kept live, left out of compaction until released. */
+  | { type: 'object.quarantined'; runId: number; objectId: number; code: string; reason: string };
 
 export interface CompactionReport {
   committed: boolean;
@@ -30,7 +32,10 @@ export interface CompactionReport {
   newObjectId: number;
   streamObjects: { objectId: number; streamId: number; startOffset: number; endOffset: number; objectSize: number }[];
   compactedObjectIds: number[];
-  skipped: { objectId: number; reason: string }[];
+  /** Left out of this run, each with its reason (and the error code, when there is one). */
+  skipped: { objectId: number; reason: string; code?: string }[];
+  /** Quarantined by this run: damaged or inconsistent sources, kept live, left out until released. */
+  quarantined: { objectId: number; code: string; reason: string }[];
   /** Objects left for a later run so this one fits its limits. */
   deferred: { objectId: number; reason: string }[];
   /** SSOs left alone: they share no stream with another candidate (until force split). */

@@ -87,13 +87,22 @@ export interface DataBlockInfo {
   records: StreamRecord[];
 }
 
+/** Called for each record a block walk finds: header fields, payload bounds in `bytes`, absolute record position. */
+type RecordVisitor = (streamId: number, epoch: number, baseOffset: number, count: number, payloadStart: number, payloadLength: number, recordPosition: number) => void;
+
 /**
- * Walks the data blocks that exactly fill `bytes`, whose first byte is at object position
- * `position`. Checks block and record magics and that every length agrees with the content.
+ * The one walk over data blocks: block and record magics, and every length against the content.
+ * `bytes` holds exactly whole blocks, its first byte at object position `position`. Calls
+ * `onBlock` after each block's records. Allocates nothing per record itself.
  */
-export function decodeBlocks(bytes: Uint8Array, key?: string, position = 0): DataBlockInfo[] {
+function walkBlocks(
+  bytes: Uint8Array,
+  key: string | undefined,
+  position: number,
+  onRecord: RecordVisitor,
+  onBlock?: (blockPosition: number, size: number) => void,
+): void {
   const view = viewOf(bytes);
-  const blocks: DataBlockInfo[] = [];
   let at = 0;
   while (at < bytes.length) {
     const p = position + at;
@@ -108,7 +117,6 @@ export function decodeBlocks(bytes: Uint8Array, key?: string, position = 0): Dat
     if (length > bytes.length - contentStart)
       fail('ERR_FORMAT_LENGTH_MISMATCH', `block length ${length} runs past the end of its range (${bytes.length - contentStart} bytes left)`, key, p + 6);
     const end = contentStart + length;
-    const records: StreamRecord[] = [];
     let r = contentStart;
     for (let i = 0; i < recordCount; i++) {
       const rp = position + r;
@@ -125,14 +133,35 @@ export function decodeBlocks(bytes: Uint8Array, key?: string, position = 0): Dat
       const payloadStart = r + RECORD_HEADER_SIZE;
       if (n > end - payloadStart)
         fail('ERR_FORMAT_LENGTH_MISMATCH', `record payload of ${n} bytes runs past its block (${end - payloadStart} bytes left)`, key, rp + 29);
-      records.push({ streamId, epoch, baseOffset, count, payload: bytes.subarray(payloadStart, payloadStart + n) });
+      onRecord(streamId, epoch, baseOffset, count, payloadStart, n, rp);
       r = payloadStart + n;
     }
     if (r !== end)
       fail('ERR_FORMAT_LENGTH_MISMATCH', `block length ${length} but its ${recordCount} records take ${r - contentStart} bytes`, key, p + 6);
-    blocks.push({ position: p, size: end - at, records });
+    onBlock?.(p, end - at);
     at = end;
   }
+}
+
+/**
+ * Walks the data blocks that exactly fill `bytes`, whose first byte is at object position
+ * `position`. Checks block and record magics and that every length agrees with the content.
+ */
+export function decodeBlocks(bytes: Uint8Array, key?: string, position = 0): DataBlockInfo[] {
+  const blocks: DataBlockInfo[] = [];
+  let records: StreamRecord[] = [];
+  walkBlocks(
+    bytes,
+    key,
+    position,
+    (streamId, epoch, baseOffset, count, payloadStart, n) => {
+      records.push({ streamId, epoch, baseOffset, count, payload: bytes.subarray(payloadStart, payloadStart + n) });
+    },
+    (blockPosition, size) => {
+      blocks.push({ position: blockPosition, size, records });
+      records = [];
+    },
+  );
   return blocks;
 }
 
@@ -143,13 +172,8 @@ export function decodeRecords(blockBytes: Uint8Array, key?: string, position = 0
   return out;
 }
 
-/**
- * The records covered by `entry`, checked against it: one stream, offsets increasing from
- * startOffset (the first record's baseOffset) to endOffset (the last record's end), gaps allowed
- * and overlaps not, recordCount records, whole blocks. `bytes` holds object bytes from position
- * `bytesPosition` (0 for the whole object, or the start of a ranged GET).
- */
-export function decodeDataBlocks(bytes: Uint8Array, entry: IndexEntry, key?: string, bytesPosition = 0): StreamRecord[] {
+/** Where `entry`'s bytes lie in `bytes` (which start at object position `bytesPosition`). */
+function entryBytes(bytes: Uint8Array, entry: IndexEntry, key: string | undefined, bytesPosition: number): Uint8Array {
   const from = entry.position - bytesPosition;
   if (from < 0 || from + entry.size > bytes.length)
     fail(
@@ -158,32 +182,58 @@ export function decodeDataBlocks(bytes: Uint8Array, entry: IndexEntry, key?: str
       key,
       entry.position,
     );
-  const blocks = decodeBlocks(bytes.subarray(from, from + entry.size), key, entry.position);
-  const out: StreamRecord[] = [];
+  return bytes.subarray(from, from + entry.size);
+}
+
+/**
+ * Checks `entry`'s blocks against it, record by record, without building records: one stream,
+ * offsets increasing from startOffset (the first record's baseOffset) to endOffset (the last
+ * record's end), gaps allowed and overlaps not, recordCount records, whole blocks. What the
+ * merger runs on every block it copies, so damage is never copied into a new object.
+ */
+export function checkDataBlocks(
+  bytes: Uint8Array,
+  entry: IndexEntry,
+  key?: string,
+  bytesPosition = 0,
+  onRecord?: (baseOffset: number, count: number, epoch: number, payloadStart: number, payloadLength: number) => void,
+): void {
+  const own = entryBytes(bytes, entry, key, bytesPosition);
   let next = entry.startOffset;
-  for (const b of blocks) {
-    let rp = b.position + BLOCK_HEADER_SIZE;
-    for (const r of b.records) {
-      if (r.streamId !== entry.streamId)
-        fail('ERR_FORMAT_LENGTH_MISMATCH', `record of stream ${r.streamId} under an index entry of stream ${entry.streamId}`, key, rp + 1);
-      if (out.length === 0 ? r.baseOffset !== entry.startOffset : r.baseOffset < next)
-        fail(
-          'ERR_FORMAT_LENGTH_MISMATCH',
-          out.length === 0
-            ? `first record at offset ${r.baseOffset} but the index entry starts at ${entry.startOffset}`
-            : `record baseOffset ${r.baseOffset} overlaps the previous record, which ends at ${next}`,
-          key,
-          rp + 17,
-        );
-      next = r.baseOffset + r.count;
-      out.push(r);
-      rp += RECORD_HEADER_SIZE + r.payload.length;
-    }
-  }
+  let seen = 0;
+  walkBlocks(own, key, entry.position, (streamId, epoch, baseOffset, count, payloadStart, n, rp) => {
+    if (streamId !== entry.streamId)
+      fail('ERR_FORMAT_LENGTH_MISMATCH', `record of stream ${streamId} under an index entry of stream ${entry.streamId}`, key, rp + 1);
+    if (seen === 0 ? baseOffset !== entry.startOffset : baseOffset < next)
+      fail(
+        'ERR_FORMAT_LENGTH_MISMATCH',
+        seen === 0
+          ? `first record at offset ${baseOffset} but the index entry starts at ${entry.startOffset}`
+          : `record baseOffset ${baseOffset} overlaps the previous record, which ends at ${next}`,
+        key,
+        rp + 17,
+      );
+    next = baseOffset + count;
+    seen++;
+    onRecord?.(baseOffset, count, epoch, payloadStart, n);
+  });
   if (next !== entry.endOffset)
     fail('ERR_FORMAT_LENGTH_MISMATCH', `records end at offset ${next} but the index entry says ${entry.endOffset}`, key, entry.position);
-  if (out.length !== entry.recordCount)
-    fail('ERR_FORMAT_LENGTH_MISMATCH', `entry holds ${out.length} records but the index entry says ${entry.recordCount}`, key, entry.position);
+  if (seen !== entry.recordCount)
+    fail('ERR_FORMAT_LENGTH_MISMATCH', `entry holds ${seen} records but the index entry says ${entry.recordCount}`, key, entry.position);
+}
+
+/**
+ * The records covered by `entry`, checked against it as `checkDataBlocks` does. Payloads are
+ * views into `bytes`, which holds object bytes from position `bytesPosition` (0 for the whole
+ * object, or the start of a ranged GET).
+ */
+export function decodeDataBlocks(bytes: Uint8Array, entry: IndexEntry, key?: string, bytesPosition = 0): StreamRecord[] {
+  const own = entryBytes(bytes, entry, key, bytesPosition);
+  const out: StreamRecord[] = [];
+  checkDataBlocks(own, entry, key, entry.position, (baseOffset, count, epoch, payloadStart, n) => {
+    out.push({ streamId: entry.streamId, epoch, baseOffset, count, payload: own.subarray(payloadStart, payloadStart + n) });
+  });
   return out;
 }
 

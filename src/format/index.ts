@@ -19,6 +19,7 @@ export {
   decodeBlocks,
   decodeRecords,
   decodeDataBlocks,
+  checkDataBlocks,
   type Footer,
   type DataBlockInfo,
 } from './decode.js';

@@ -5,6 +5,7 @@ import type { MetadataStore } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { throwIfAborted } from '../util/async.js';
 import { coalesceRanges } from '../util/ranges.js';
+import { indexHoldsRange } from '../plan/index-holds.js';
 import { checkNonNegativeInt } from '../util/validate.js';
 
 export interface ReadStreamOptions {
@@ -67,6 +68,11 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
     if (!index) {
       index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal }), src.objectSize, key);
       indexes.set(src.objectId, index);
+    }
+    // Metadata promised this range: an index that does not hold it is an error, never silence.
+    const problem = indexHoldsRange(index, { streamId, startOffset: src.startOffset, endOffset: src.endOffset });
+    if (problem !== null) {
+      throw new MetadataError('ERR_METADATA_INDEX_MISMATCH', `stream ${streamId}: object ${src.objectId} (${key}): ${problem}; the object may be damaged or the metadata wrong`);
     }
     const entries = index.filter(
       // Only this source's range: another object may hold the offsets between two ranges of one SSO.

@@ -29,6 +29,12 @@ export interface Segment {
   size: number;
   dest: Dest;
   destOffset: number;
+  /**
+   * The source index entry the segment copies, when it copies all of it: the merger checks the
+   * bytes against it (headers only) before they go anywhere. Absent for the tail of a block a
+   * restart resumes in the middle of, whose head was checked by the attempt that copied it.
+   */
+  entry?: IndexEntry;
 }
 
 /** One output object of the run, as the merger and uploader need to know it. */

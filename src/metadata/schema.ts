@@ -11,7 +11,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { MetadataError } from '../errors.js';
 
 /** Bumped on every incompatible change; older versions are migrated on open, newer ones refused. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** 'S3SC' — s3-stream-compactor. */
 export const APPLICATION_ID = 0x53335343;
@@ -83,6 +83,23 @@ CREATE TABLE prepared_ids (
 `;
 
 /**
+ * Version 2: objects that failed planning or copying (a damaged block, an index that does not
+ * hold what metadata says, overlapping offsets) are kept out of compaction until an operator
+ * releases them. Not a foreign key: the entry outlives nothing and blocks nothing.
+ */
+const DDL_V2 = `
+CREATE TABLE quarantine (
+  object_id INTEGER PRIMARY KEY CHECK (object_id >= 0),
+  code      TEXT NOT NULL,
+  reason    TEXT NOT NULL,
+  at_ms     INTEGER NOT NULL
+);
+`;
+
+/** Migrations from version `from` to `from + 1`, run in the transaction that bumps user_version. */
+const MIGRATIONS: Record<number, string> = { 1: DDL_V2 };
+
+/**
  * Checks that `db` is ours (or empty, then creates the schema), at a version this code reads.
  * Must run before anything writes to the file: a foreign database is left untouched.
  */
@@ -117,6 +134,7 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
   };
 
   if (check() === 'ours') {
+    migrate(db);
     ensureIndexes(db);
     return;
   }
@@ -125,6 +143,7 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
   db.transaction(() => {
     if (check() === 'ours') return;
     db.exec(DDL_V1);
+    db.exec(DDL_V2);
     db.prepare('INSERT INTO id_sequence (singleton, next_id) VALUES (1, 1)').run();
     const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
     meta.run('format', FORMAT_NAME);
@@ -134,6 +153,19 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
   ensureIndexes(db);
+}
+
+/** Brings an older schema of ours up to SCHEMA_VERSION, one version a step, under the write lock. */
+function migrate(db: BetterSqlite3.Database): void {
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  if (version() >= SCHEMA_VERSION) return;
+  db.transaction(() => {
+    for (let v = version(); v < SCHEMA_VERSION; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+    db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(SCHEMA_VERSION));
+  }).immediate();
 }
 
 /**

@@ -17,6 +17,7 @@ import type {
   LiveObjects,
   MetadataStore,
   PendingDeletion,
+  QuarantinedObject,
   StreamMetadata,
   StreamObjectMetadata,
   StreamRange,
@@ -402,6 +403,36 @@ export class SqliteMetadataStore implements MetadataStore {
       intArray('objectIds', objectIds);
       for (const id of objectIds) this.st.completeDeletion.run(id);
     });
+  }
+
+  async quarantineObject(req: { objectId: number; code: string; reason: string }): Promise<void> {
+    const objectId = int('objectId', req.objectId);
+    return this.write('quarantineObject', () => {
+      const db = this.open('quarantineObject');
+      // The first cause is kept: it is the one an operator needs to repair.
+      db.prepare('INSERT INTO quarantine (object_id, code, reason, at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (object_id) DO NOTHING').run(
+        objectId,
+        String(req.code),
+        String(req.reason),
+        this.now(),
+      );
+    });
+  }
+
+  async listQuarantined(): Promise<QuarantinedObject[]> {
+    return this.read('listQuarantined', () =>
+      (this.open('listQuarantined').prepare('SELECT object_id, code, reason, at_ms FROM quarantine ORDER BY object_id').all() as {
+        object_id: number;
+        code: string;
+        reason: string;
+        at_ms: number;
+      }[]).map((r) => ({ objectId: r.object_id, code: r.code, reason: r.reason, atMs: r.at_ms })),
+    );
+  }
+
+  async releaseQuarantined(objectId: number): Promise<boolean> {
+    const id = int('objectId', objectId);
+    return this.write('releaseQuarantined', () => this.open('releaseQuarantined').prepare('DELETE FROM quarantine WHERE object_id = ?').run(id).changes > 0);
   }
 
   async isObjectKnown(objectId: number): Promise<boolean> {

@@ -56,6 +56,15 @@ export interface PendingDeletion {
   dueAtMs: number;
 }
 
+/** An object kept out of compaction because planning or copying found it damaged or inconsistent. */
+export interface QuarantinedObject {
+  objectId: number;
+  /** The error code that put it there, e.g. ERR_FORMAT_BLOCK_MAGIC, ERR_PLAN_OVERLAP. */
+  code: string;
+  reason: string;
+  atMs: number;
+}
+
 /** Every live object, for verification tools. */
 export interface LiveObjects {
   /** Live SSOs of every node, by nodeId, then orderId. */
@@ -100,5 +109,14 @@ export interface MetadataStore {
   listStreams?(): Promise<StreamMetadata[]>;
   /** Optional: every live object (for verification tools). */
   listAllLiveObjects?(): Promise<LiveObjects>;
+  /**
+   * Optional quarantine: an object that failed planning or copying is excluded from later runs
+   * (it stays live and readable) until an operator releases it. A store without these methods
+   * only leaves such objects out of the run that found them.
+   */
+  quarantineObject?(req: { objectId: number; code: string; reason: string }): Promise<void>;
+  listQuarantined?(): Promise<QuarantinedObject[]>;
+  /** Returns whether the object was quarantined. */
+  releaseQuarantined?(objectId: number): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -5,19 +5,35 @@ import type { StreamRange } from '../metadata/types.js';
  * Whether an object's index holds a range that metadata gives the object, or why not. Offsets
  * may be sparse (compacted topics), so the entries of the range need not touch each other: the
  * range holds when its entries start at its start and end at its end, as every writer (AutoMQ's
- * and ours) lays them out. `entries` must be sorted by (streamId, startOffset), as indexes are.
+ * and ours) lays them out. Entries of other streams are ignored; their order does not matter.
  */
 export function indexHoldsRange(entries: readonly IndexEntry[], range: StreamRange): string | null {
-  let first: IndexEntry | undefined;
-  let last: IndexEntry | undefined;
+  let from = Infinity;
+  let to = -Infinity;
   for (const e of entries) {
     if (e.streamId !== range.streamId || e.endOffset <= range.startOffset || e.startOffset >= range.endOffset) continue;
-    first ??= e;
-    last = e;
+    from = Math.min(from, e.startOffset);
+    to = Math.max(to, e.endOffset);
   }
   const want = `stream ${range.streamId} [${range.startOffset}, ${range.endOffset})`;
-  if (!first || !last) return `its index holds nothing of ${want} that metadata gives it`;
-  if (first.startOffset > range.startOffset) return `its index holds ${want} that metadata gives it only from offset ${first.startOffset}`;
-  if (last.endOffset < range.endOffset) return `its index holds ${want} that metadata gives it only up to offset ${last.endOffset}`;
+  if (from === Infinity) return `its index holds nothing of ${want} that metadata gives it`;
+  if (from > range.startOffset) return `its index holds ${want} that metadata gives it only from offset ${from}`;
+  if (to < range.endOffset) return `its index holds ${want} that metadata gives it only up to offset ${to}`;
+  return null;
+}
+
+/** `indexHoldsRange` for every range of an object, in one pass over its index. */
+export function indexHoldsRanges(entries: readonly IndexEntry[], ranges: readonly StreamRange[]): string | null {
+  if (ranges.length === 0) return null;
+  const byStream = new Map<number, IndexEntry[]>();
+  for (const e of entries) {
+    let list = byStream.get(e.streamId);
+    if (!list) byStream.set(e.streamId, (list = []));
+    list.push(e);
+  }
+  for (const r of ranges) {
+    const problem = indexHoldsRange(byStream.get(r.streamId) ?? [], r);
+    if (problem !== null) return problem;
+  }
   return null;
 }

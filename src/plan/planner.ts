@@ -64,6 +64,7 @@
 import { PlanError } from '../errors.js';
 import type { IndexEntry } from '../format/types.js';
 import { resolvePlannerOptions } from './options.js';
+import { indexHoldsRanges } from './index-holds.js';
 import type {
   CompactionPlan,
   PlanExclusion,
@@ -143,14 +144,42 @@ interface Evaluation {
   iterationCount: number;
 }
 
+/** Two objects whose entries overlap in a stream (indices into the input's objects). */
+class Overlap extends Error {
+  constructor(
+    readonly a: number,
+    readonly b: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * Plans one compaction run. Throws `OptionsError` for bad options, `PlanError` with
- * `ERR_PLAN_INVALID` (malformed input), `ERR_PLAN_OVERLAP` or `ERR_PLAN_MEMORY_LIMIT`.
+ * `ERR_PLAN_INVALID` (malformed input) or `ERR_PLAN_MEMORY_LIMIT`. Overlapping offsets leave the
+ * newer object out (`skipped`, code `ERR_PLAN_OVERLAP`, `quarantine`).
  */
 export function planCompaction(input: PlanInput): CompactionPlan {
   if (typeof input !== 'object' || input === null) throw new PlanError('ERR_PLAN_INVALID', 'plan input must be an object');
   const opts = resolvePlannerOptions(input.options ?? {});
-  const prep = prepare(input, opts);
+  // An object whose offsets overlap another's cannot be planned with it, and failing every run
+  // would stop the node's compaction for good: the newer of the two is left out (quarantined),
+  // and planning starts again without it.
+  const excluded = new Map<number, PlanExclusion>();
+  let prep: Prepared;
+  for (;;) {
+    try {
+      prep = prepare(input, opts, excluded);
+      break;
+    } catch (err) {
+      if (!(err instanceof Overlap)) throw err;
+      const [p, q] = [input.objects[err.a]!, input.objects[err.b]!];
+      const newer = p.meta.orderId > q.meta.orderId || (p.meta.orderId === q.meta.orderId && p.meta.objectId > q.meta.objectId) ? err.a : err.b;
+      const obj = input.objects[newer]!;
+      excluded.set(newer, { objectId: obj.meta.objectId, key: obj.key, reason: err.message, code: 'ERR_PLAN_OVERLAP', quarantine: true });
+    }
+  }
 
   const skippedForLimits: PlanExclusion[] = [];
   // A force-split SSO with more own runs than maxStreamObjectsPerCommit can never be committed:
@@ -280,7 +309,12 @@ function invalidEntry(e: IndexEntry, j: number): string | null {
   return `index entry ${j}: size is 0`;
 }
 
-function prepare(input: PlanInput, opts: PlannerOptions): Prepared {
+/** Whether an unreadable index means the object itself is damaged (not a passing storage fault). */
+function damaged(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('ERR_FORMAT_') || code === 'ERR_STORAGE_NOT_FOUND');
+}
+
+function prepare(input: PlanInput, opts: PlannerOptions, excluded: ReadonlyMap<number, PlanExclusion>): Prepared {
   const { objects, streams, nowMs } = input;
   if (!Array.isArray(objects)) throw new PlanError('ERR_PLAN_INVALID', 'plan input: objects must be an array');
   if (!Array.isArray(streams)) throw new PlanError('ERR_PLAN_INVALID', 'plan input: streams must be an array');
@@ -321,18 +355,38 @@ function prepare(input: PlanInput, opts: PlannerOptions): Prepared {
       deferred.push({ ...ex, reason: `beyond maxObjectsPerRun ${opts.maxObjectsPerRun}` });
       continue;
     }
+    const out = excluded.get(o);
+    if (out) {
+      status[o] = ST_OUT;
+      skipped.push(out);
+      continue;
+    }
     const index = obj.index;
     if (!Array.isArray(index)) {
       status[o] = ST_OUT;
-      const err = (index as { error?: unknown } | null)?.error;
-      skipped.push({ ...ex, reason: `index could not be read: ${typeof err === 'string' ? err : String(err)}` });
+      const { error, code } = (index ?? {}) as { error?: unknown; code?: unknown };
+      const c = typeof code === 'string' ? code : undefined;
+      skipped.push({
+        ...ex,
+        reason: `index could not be read: ${typeof error === 'string' ? error : String(error)}`,
+        ...(c !== undefined ? { code: c } : {}),
+        ...(damaged(c) ? { quarantine: true } : {}),
+      });
       continue;
     }
     let bad: string | null = null;
     for (let j = 0; j < index.length && bad === null; j++) bad = invalidEntry(index[j]!, j);
     if (bad !== null) {
       status[o] = ST_OUT;
-      skipped.push({ ...ex, reason: `index is invalid: ${bad}` });
+      skipped.push({ ...ex, reason: `index is invalid: ${bad}`, code: 'ERR_PLAN_INVALID_INDEX', quarantine: true });
+      continue;
+    }
+    // Metadata that promises what the object does not hold: compacting around it would erase the
+    // evidence (the promise goes with the compacted object). Left out and quarantined.
+    const mismatch = Array.isArray(obj.meta.ranges) ? indexHoldsRanges(index, obj.meta.ranges) : null;
+    if (mismatch !== null) {
+      status[o] = ST_OUT;
+      skipped.push({ ...ex, reason: `metadata and index disagree: ${mismatch}`, code: 'ERR_PLAN_METADATA_MISMATCH', quarantine: true });
       continue;
     }
     if (obj.meta.dataTimeMs < forceBefore) force[o] = 1;
@@ -451,10 +505,11 @@ function prepare(input: PlanInput, opts: PlannerOptions): Prepared {
       if (eStart[k]! < eEnd[k - 1]!) {
         const p = objects[eObj[k - 1]!]!;
         const q = objects[eObj[k]!]!;
-        throw new PlanError(
-          'ERR_PLAN_OVERLAP',
+        throw new Overlap(
+          eObj[k - 1]!,
+          eObj[k]!,
           `overlapping offsets in stream ${streamIds[s]}: block [${eStart[k - 1]}, ${eEnd[k - 1]}) of object ${p.meta.objectId} (${p.key}) ` +
-            `overlaps block [${eStart[k]}, ${eEnd[k]}) of object ${q.meta.objectId} (${q.key}); nothing can be committed`,
+            `overlaps block [${eStart[k]}, ${eEnd[k]}) of object ${q.meta.objectId} (${q.key}); the newer object is left out`,
         );
       }
     }

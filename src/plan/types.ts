@@ -27,9 +27,11 @@ export interface PlannerOptions {
 
 /** One candidate SSO with its index as read by the caller, or the reason it could not be read. */
 export interface PlanInputObject {
+  /** `meta.ranges` may be empty (not loaded); when given, the index must hold every one of them. */
   meta: StreamSetObjectMetadata;
   key: string;
-  index: IndexEntry[] | { error: string };
+  /** `code`: the error's code (a FormatError's, say), which decides whether the object is quarantined. */
+  index: IndexEntry[] | { error: string; code?: string };
 }
 
 export interface PlanInput {
@@ -121,6 +123,13 @@ export interface PlanExclusion {
   objectId: number;
   key: string;
   reason: string;
+  /** The error code behind the exclusion, when there is one. */
+  code?: string;
+  /**
+   * The object itself is damaged or inconsistent (not the storage, not a limit): it should be
+   * quarantined so later runs leave it out too, until an operator releases it.
+   */
+  quarantine?: boolean;
 }
 
 export interface CompactionPlan {

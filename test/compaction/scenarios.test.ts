@@ -4,7 +4,6 @@
  * reads back identical, and every live object decodes.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { PlanError } from '../../src/errors.js';
 import { makeRecords } from '../support/records.js';
 import { createTestNode, MiB, type TestNode } from '../support/node.js';
 
@@ -87,16 +86,16 @@ describe('compaction scenarios', () => {
     expect(again.committed).toBe(false);
   });
 
-  it('overlapping offsets in one stream are a fatal plan error naming the objects; nothing is committed', async () => {
+  it('overlapping offsets in one stream leave the newer object out, quarantined and live; nothing of it is compacted', async () => {
     const n = await node('overlap', [1]);
     const a = await n.write(makeRecords(1, 0, 1, 5, 100));
     const b = await n.write(makeRecords(1, 3, 1, 5, 100)); // [3,8) overlaps [0,5)
     const before = await n.metadata.listStreamSetObjects({ nodeId: 1 });
-    const err = await n.compactor().compactOnce().catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PlanError);
-    expect((err as PlanError).code).toBe('ERR_PLAN_OVERLAP');
-    expect((err as PlanError).message).toContain(String(a));
-    expect((err as PlanError).message).toContain(String(b));
+    const report = await n.compactor().compactOnce();
+    expect(report.committed).toBe(false);
+    expect(report.quarantined.map((q) => [q.objectId, q.code])).toEqual([[b, 'ERR_PLAN_OVERLAP']]);
+    expect(report.quarantined[0]!.reason).toContain(String(a));
+    expect(report.idleReason).toMatch(/skipped/);
     expect(await n.metadata.listStreamSetObjects({ nodeId: 1 })).toEqual(before);
     expect((await n.storage.listObjects()).length).toBe(2);
   });

@@ -19,7 +19,7 @@ export interface CompactFlags extends Record<string, unknown> {
 export async function openCompactor(ctx: CliContext, flags: Record<string, unknown>): Promise<Compactor> {
   const tunables = parseTunables(flags);
   const metadata = await ctx.metadata({ mustExist: true });
-  const storage = await ctx.storage();
+  const storage = await ctx.storage(tunables.minPartSize !== undefined ? { minPartSize: tunables.minPartSize } : {});
   const compactor = new Compactor({
     ...tunables,
     storage,
