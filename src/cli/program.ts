@@ -88,6 +88,13 @@ export function buildProgram(hooks: ProgramHooks): Command {
     .action(run(async (ctx, flags: { concurrency: string }) => (await import('./commands/verify.js')).verifyCommand(ctx, flags)));
 
   program
+    .command('quarantine')
+    .description('objects that planning or copying found damaged or inconsistent: list them, or release one after repairing it')
+    .argument('<action>', 'list | release')
+    .argument('[id]', 'with release: the object id')
+    .action(run(async (ctx, action: string, id: string | undefined) => (await import('./commands/quarantine.js')).quarantineCommand(ctx, action, id)));
+
+  program
     .command('gc')
     .description('remove leftovers: unknown objects and unfinished multipart uploads older than --safety-age, compacted objects past their grace period')
     .option('--dry-run', 'report what would be removed, remove nothing (the safety checks still run)')

@@ -68,6 +68,10 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
   registry.gauge('s3sc_stream_set_objects', 'Live stream set objects of the node in metadata.', async (g) => {
     g.set((await liveSsos()).count, { node: String(nodeId) });
   });
+  registry.gauge('s3sc_quarantined_objects', 'Objects quarantined in metadata (damaged or inconsistent; left out of compaction until released).', async (g) => {
+    g.set((await metadata.listQuarantined?.())?.length ?? 0);
+  });
+  const quarantinedTotal = registry.counter('s3sc_quarantined_total', 'Objects this compactor quarantined.');
   const bytesRead = registry.counter('s3sc_bytes_read_total', 'Object bytes read by compaction runs.');
   const bytesWritten = registry.counter('s3sc_bytes_written_total', 'Object bytes written by compaction runs (completed output objects).');
   const iterations = registry.counter('s3sc_iterations_total', 'Compaction iterations finished.');
@@ -109,6 +113,9 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
         return;
       case 'objects.deleted':
         deleted.inc(e.objectIds.length);
+        return;
+      case 'object.quarantined':
+        quarantinedTotal.inc();
         return;
       case 'run.committed': {
         // The report's totals are authoritative: catch up on anything the events missed.

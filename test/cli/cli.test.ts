@@ -240,6 +240,22 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
     expect(await listKeys()).toEqual(before);
   });
 
+  it('quarantine list shows what a run quarantined (verify too); release takes it back', async () => {
+    const { SqliteMetadataStore } = await import('../../src/metadata/index.js');
+    const store = new SqliteMetadataStore({ path: join(dir, 'meta.db') });
+    await store.quarantineObject({ objectId: 4242, code: 'ERR_FORMAT_BLOCK_MAGIC', reason: 'block magic 0x0 is not 0x5a (object x, byte 10)' });
+    await store.close();
+    const list = await runCli([...global, 'quarantine', 'list']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toContain('object 4242');
+    expect(list.stdout).toContain('[ERR_FORMAT_BLOCK_MAGIC]');
+    expect((await runCli([...global, 'verify'])).stdout).toContain('quarantined: 1 object(s)');
+    const released = await runCli([...global, 'quarantine', 'release', '4242']);
+    expect(released.code, released.stderr).toBe(0);
+    expect((await runCli([...global, '--json', 'quarantine', 'list'])).stdout.trim()).toBe('[]');
+    expectOneLineError(await runCli([...global, 'quarantine', 'release', '4242']), 2, 'not quarantined');
+  });
+
   it('a failed ingest-sample leaves no new metadata file behind', async () => {
     const path = join(dir, 'failed-ingest.db');
     const r = await runCli(['--endpoint', s3Endpoint(), '--bucket', `${bucket}-missing`.slice(0, 63), '--metadata', path, 'ingest-sample', '--objects', '1']);

@@ -61,6 +61,28 @@ describe('opening', () => {
     expect(err.message).toContain(`version ${SCHEMA_VERSION + 1}`);
   });
 
+  it('migrates a version 1 database (no quarantine) on open, keeping its data', async () => {
+    const path = join(dir, 'v1.db');
+    const old = new SqliteMetadataStore({ path });
+    await old.createStream({ streamId: 7, epoch: 0, startOffset: 3 });
+    await old.close();
+    const raw = new Database(path);
+    raw.exec('DROP TABLE quarantine');
+    raw.pragma('user_version = 1');
+    raw.close();
+    const store = new SqliteMetadataStore({ path });
+    expect((await store.getStreams([7]))[0]).toMatchObject({ streamId: 7, startOffset: 3 });
+    await store.quarantineObject({ objectId: 5, code: 'ERR_PLAN_OVERLAP', reason: 'overlaps object 4' });
+    await store.quarantineObject({ objectId: 5, code: 'ERR_FORMAT_BLOCK_MAGIC', reason: 'a later cause' });
+    expect(await store.listQuarantined()).toEqual([{ objectId: 5, code: 'ERR_PLAN_OVERLAP', reason: 'overlaps object 4', atMs: expect.any(Number) }]);
+    expect(await store.releaseQuarantined(5)).toBe(true);
+    expect(await store.releaseQuarantined(5)).toBe(false);
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    check.close();
+  });
+
   it('opens an empty file as a new database, in WAL mode with our marker', async () => {
     const path = join(dir, 'empty.db');
     writeFileSync(path, '');

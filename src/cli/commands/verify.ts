@@ -8,6 +8,7 @@ import { writeJson, writeOut } from '../output.js';
 import { humanBytes } from '../../util/units.js';
 import { parseInteger } from '../parse.js';
 import { indexHoldsRange } from '../../plan/index-holds.js';
+import { formatQuarantined } from './quarantine.js';
 
 export interface VerifyProblem {
   kind: 'stream' | 'object';
@@ -107,13 +108,16 @@ export async function verifyCommand(ctx: CliContext, flags: { concurrency: strin
 
   problems.sort((a, b) => (a.kind === b.kind ? a.id - b.id : a.kind === 'stream' ? -1 : 1));
   report.ok = problems.length === 0;
-  if (ctx.globals.json) await writeJson(report);
+  // Quarantined objects are known problems, already reported; listed so they are never forgotten.
+  const quarantined = await metadata.listQuarantined();
+  if (ctx.globals.json) await writeJson({ ...report, quarantined });
   else {
     const out = [
       `verify: ${report.streams.checked} stream(s), ${report.streams.records} record(s); ` +
         `${report.objects.checked} live object(s) (${report.objects.streamSetObjects} SSO, ${report.objects.streamObjects} SO), ${humanBytes(report.objects.bytes)}: ` +
         (report.ok ? 'OK' : `${problems.length} problem(s)`),
       ...problems.map((p) => `  ${p.message}`),
+      ...formatQuarantined(quarantined, (id) => storage.keyOf(id)),
     ];
     await writeOut(out.join('\n'));
   }
