@@ -63,6 +63,11 @@ export interface S3StorageOptions {
   client?: S3Client;
 }
 
+/** A resumed body must bring at least this much (or the rest) to count as progress. */
+const MIN_RESUME_PROGRESS = 64 * 1024;
+/** Resumes of one GET's body, however much each brought. */
+const MAX_BODY_RESUMES = 32;
+
 /** What S3 (and most compatible stores) enforce for every multipart part but the last. */
 const DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024;
 
@@ -491,7 +496,7 @@ export class S3Storage implements ObjectStorage {
    * GETs bytes [start, end) — or the whole object when `end` is undefined — into one unpooled
    * ArrayBuffer. A body failing after the headers (cut, reset, stalled) is resumed from the next
    * byte with If-Match on the first response's ETag; `maxAttempts` bounds consecutive failures
-   * that made no progress.
+   * that made no real progress (64 KiB, or the rest), and 32 resumes bound the whole GET.
    */
   private async fetchBytes(
     operation: string,
@@ -504,6 +509,7 @@ export class S3Storage implements ObjectStorage {
     let target: Uint8Array<ArrayBuffer> | undefined = end !== undefined ? unpooled(end - start) : undefined;
     let etag: string | undefined;
     let failures = 0;
+    let resumes = 0;
     for (;;) {
       const from = start + state.pos;
       const range = end !== undefined ? `bytes=${from}-${end - 1}` : state.pos > 0 ? `bytes=${from}-` : undefined;
@@ -557,11 +563,16 @@ export class S3Storage implements ObjectStorage {
       } catch (err) {
         // Errors before the body were retried by the SDK already; content errors and aborts are final.
         if (bodyError === undefined || !(err instanceof StorageError) || !err.retryable) throw err;
-        failures = state.pos > progressBefore ? 1 : failures + 1;
-        if (failures >= this.settings.maxAttempts) {
+        // Progress forgives earlier failures, but only real progress: a body cut after a few bytes
+        // every time would otherwise resume forever (a livelock the fault matrix found). Resumes
+        // are bounded in total as well.
+        resumes++;
+        const wanted = (target?.byteLength ?? state.pos) - progressBefore;
+        failures = state.pos - progressBefore >= Math.min(MIN_RESUME_PROGRESS, wanted) ? 1 : failures + 1;
+        if (failures >= this.settings.maxAttempts || resumes >= MAX_BODY_RESUMES) {
           throw new StorageError(
             err.code as StorageErrorCode,
-            `${err.message} (body failed ${failures} time(s) in a row, ${state.pos} of ${target?.byteLength ?? '?'} bytes received)`,
+            `${err.message} (body failed ${failures} time(s) in a row and ${resumes} in all, ${state.pos} of ${target?.byteLength ?? '?'} bytes received)`,
             { operation, key, ...(err.status !== undefined ? { status: err.status } : {}) },
             { retryable: true, cause: err },
           );

@@ -103,6 +103,21 @@ describe('S3Storage through a fault-injecting proxy', () => {
     expect(rule.hits).toBe(3);
   });
 
+  // Regression (issue #10 fault matrix): progress forgave every failure, so a body cut after a
+  // few bytes on every attempt resumed forever (about 30 000 GETs for 200 KB: a livelock).
+  it('a body cut after a few bytes on every attempt fails retryable instead of resuming forever', async () => {
+    const rule = proxy.addRule({ op: 'GetObject', key: 'obj', times: Infinity, action: fault.cutBody(7) });
+    const err = await storage.getRange('obj', 0, 200_000).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_STORAGE_UNAVAILABLE', retryable: true });
+    expect(rule.hits).toBe(3);
+    proxy.clear();
+    // Real progress still forgives: cuts every 100 000 bytes resume to the end.
+    const slow = proxy.addRule({ op: 'GetObject', key: 'obj', times: 3, action: fault.cutBody(70_000) });
+    const got = await storage.getRange('obj', 0, 250_000);
+    expect(Buffer.from(got).equals(data.subarray(0, 250_000))).toBe(true);
+    expect(slow.hits).toBe(3);
+  });
+
   it('a stalled response fails within its timeout, retryable', async () => {
     const fast = makeStorage(bucket, { endpoint: proxy.url, requestTimeoutMs: 300, maxAttempts: 1 });
     try {
