@@ -84,7 +84,7 @@ export class Compactor {
     // Sources found damaged while copying: left out when the run plans again, at once.
     const damaged = new Map<number, Quarantined>();
     try {
-      await this.deleteDue(signal);
+      await this.deleteDue(signal, log);
       for (;;) {
         try {
           return await this.attempt(runId, started, log, damaged, signal);
@@ -275,10 +275,20 @@ export class Compactor {
     return { plan, objects };
   }
 
-  private async deleteDue(signal: AbortSignal): Promise<void> {
-    const ids = await deleteDueObjects(this.storage, this.metadata, { signal });
-    if (ids.length > 0) this.events.next({ type: 'objects.deleted', objectIds: ids });
+  /**
+   * Deletes compacted objects whose grace period ended. A failure here does not fail the run:
+   * the objects stay pending (deletion is idempotent) and the next run or gc tries again.
+   */
+  private async deleteDue(signal: AbortSignal, log: Logger): Promise<void> {
+    try {
+      const ids = await deleteDueObjects(this.storage, this.metadata, { signal });
+      if (ids.length > 0) this.events.next({ type: 'objects.deleted', objectIds: ids });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      log.warn({ err: toCompactorError(err) }, 'deleting compacted objects failed; they stay pending and are deleted by a later run or gc');
+    }
   }
+
 
   /** Removes leftovers of killed runs and failed ingests (see `collectGarbage`). */
   async gc(opts: GarbageCollectionOptions = {}): Promise<GarbageCollectionReport> {
