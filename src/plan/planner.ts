@@ -4,7 +4,8 @@
  *
  * ## Rules (docs/compaction.md, "Planning rules")
  *
- * 1. An object whose index could not be read (or holds an impossible entry) is `skipped`.
+ * 1. An object whose index could not be read (or holds an impossible entry, or does not hold a
+ *    range metadata gives it) is `skipped`; `quarantine` marks those at fault themselves.
  * 2. Entries of deleted/unknown streams and entries ending at or below the stream's startOffset
  *    are dropped; an entry straddling startOffset is kept whole. An SSO left with no live entry
  *    is compacted away (`emptiedObjectIds`, also in `compactedObjectIds`; nothing is read).
@@ -12,7 +13,8 @@
  *    left alone (`untouched`). Force-split SSOs do not count as sharing: their blocks never
  *    merge with anybody's.
  * 4. Per stream, live entries in startOffset order; an overlap (across all considered objects)
- *    is a fatal `ERR_PLAN_OVERLAP`. Merged candidates' entries form contiguous runs: a gap ends
+ *    leaves the newer object out (skipped, `ERR_PLAN_OVERLAP`, quarantine) and planning starts
+ *    again without it. Sparse offsets inside an entry are no gap. Merged candidates' entries form contiguous runs: a gap ends
  *    a run and the run before the gap becomes a stream object; the stream's last run becomes a
  *    stream object when its bytes exceed streamSplitSize, otherwise it goes to the new SSO.
  *    Hence the SSO holds at most one run, i.e. one range, per stream.
