@@ -20,7 +20,7 @@ export interface ProgramHooks {
 
 const EPILOG = `
 Exit codes: ${EXIT_OK} success, ${EXIT_FAILURE} runtime failure (storage, metadata, a failed run), ${EXIT_USAGE} usage error
-(unknown command or option, bad value; nothing was done), ${EXIT_PROBLEMS} verify found problems, 130 interrupted.
+(unknown command or option, bad value; nothing was done), ${EXIT_PROBLEMS} verify found problems, 130 interrupted (SIGINT), 143 stopped by SIGTERM (compact --watch).
 Sizes take binary units (16MiB, 512KiB, 1GiB; KB/MB/GB are powers of 1000; a bare number is bytes).
 Durations: 500ms, 30s, 5m, 2h, 1d (a bare number is milliseconds).
 Credentials: the AWS SDK default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeObject, objectKey } from '../../src/format/index.js';
 import { createTestBucket, directClient, s3Endpoint } from '../support/env.js';
@@ -28,6 +28,10 @@ beforeAll(async () => {
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
+
+function objectIdOf(key: string): number {
+  return Number(key.split('/').pop());
+}
 
 /** A failure is one line on stderr, without a stack trace. */
 function expectOneLineError(r: CliResult, code: number, ...parts: string[]): void {
@@ -237,6 +241,15 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
       const r = await runCli([...args, 'gc', '--safety-age', '0', ...extra]);
       expectOneLineError(r, 1, 'gc refused', 'metadata knows none of the', 'ERR_GC_METADATA_MISMATCH');
     }
+    // Foreign: another bucket's metadata, knowing an id that is in this bucket with another size.
+    const foreign = join(dir, 'foreign.db');
+    const other = new SqliteMetadataStore({ path: foreign });
+    await other.createStream({ streamId: 1, epoch: 0, startOffset: 0 });
+    const id = objectIdOf(before[0]!);
+    await other.commitStreamSetObject({ nodeId: 1, objectId: id, objectSize: 7, streamRanges: [{ streamId: 1, startOffset: 0, endOffset: 1 }], streamObjects: [], compactedObjectIds: [] });
+    await other.close();
+    const r = await runCli(['--endpoint', s3Endpoint(), '--bucket', bucket, '--metadata', foreign, 'gc', '--safety-age', '0']);
+    expectOneLineError(r, 1, 'gc refused', 'metadata says 7', 'ERR_GC_METADATA_MISMATCH');
     expect(await listKeys()).toEqual(before);
   });
 
@@ -342,7 +355,31 @@ describe('compact --watch', () => {
       expect(body).toMatch(/^s3sc_budget_limit_bytes 209715200$/m);
       expect(body).toMatch(/^s3sc_compaction_delay_seconds\{node="3"\} [0-9.]+$/m);
       child.kill('SIGINT');
-      expect(await exited).toBe(0);
+      expect(await exited).toBe(130);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  // Regression (issue #11): without --metrics-port nothing held the process, and --watch exited
+  // 0 after its first run (the schedule's timer is unref'd, as a library's must be).
+  it('keeps running without a metrics port until SIGTERM, then exits 143 leaving no unfinished upload', async () => {
+    const child = spawn(process.execPath, [CLI, ...global, 'compact', '--watch', '--interval', '2s'], { cwd: ROOT, env: cliEnv });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const runs = () => (stdout.match(/ run \d+: /g) ?? []).length;
+      await waitFor(() => (runs() >= 3 ? true : undefined), 60_000).catch((e: unknown) => {
+        throw new Error(`${String(e)}; stdout: ${stdout}; stderr: ${stderr}`);
+      });
+      expect(child.exitCode).toBeNull();
+      child.kill('SIGTERM');
+      expect(await exited, stderr).toBe(143);
+      const uploads = await directClient().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      expect(uploads.Uploads ?? []).toEqual([]);
     } finally {
       child.kill('SIGKILL');
     }

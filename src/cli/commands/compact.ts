@@ -87,23 +87,32 @@ async function watch(ctx: CliContext, compactor: Compactor): Promise<number> {
   ctx.logger.info({ interval: compactor.options.interval }, 'watching: a compaction run every interval until SIGINT/SIGTERM');
   if (!g.json) await writeErr(`watching node ${g.nodeId}: a run every ${compactor.options.interval} ms; Ctrl-C to stop`);
   compactor.start();
-  await new Promise<void>((resolve) => {
-    const stop = () => {
+  // The schedule's timer is unref'd (a library must not keep its host alive): in watch mode the
+  // command itself holds the process until a signal, or it would exit after the first run.
+  const keepAlive = setInterval(() => {}, 2 ** 30);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (sig: NodeJS.Signals) => {
       stopping = true;
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       // A second signal while closing ends the process at once.
-      const force = () => process.exit(130);
+      const force = () => process.exit(exitCodeOf(sig));
       process.once('SIGINT', force);
       process.once('SIGTERM', force);
-      resolve();
+      resolve(sig);
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  if (!g.json) await writeErr('stopping: cancelling the run in progress and ending the worker threads');
+  clearInterval(keepAlive);
+  if (!g.json) await writeErr(`stopping (${signal}): cancelling the run in progress and ending the worker threads`);
   await compactor.close();
-  return EXIT_OK;
+  return exitCodeOf(signal);
+}
+
+/** The shell's convention: 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). */
+function exitCodeOf(signal: NodeJS.Signals): number {
+  return signal === 'SIGTERM' ? 143 : 130;
 }
 
 async function onWatchEvent(ctx: CliContext, e: CompactorEvent): Promise<void> {
