@@ -130,6 +130,7 @@ export type MetadataErrorCode =
   | 'ERR_METADATA_INVALID_COMMIT'
   | 'ERR_METADATA_IO'
   | 'ERR_METADATA_INDEX_MISMATCH' // metadata gives an object a range its index does not hold
+  | 'ERR_METADATA_NODE_BUSY' // another compactor holds the node's lease
   | 'ERR_METADATA_CLOSED';
 
 /** A wrong option value at a public boundary. Names the option and the fix. */

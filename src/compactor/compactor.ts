@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
 import { AbortError, FormatError, StateError, toCompactorError, type CompactorError } from '../errors.js';
@@ -47,6 +49,8 @@ export class Compactor {
   private timer: NodeJS.Timeout | undefined;
   private runIds = 0;
   private closed = false;
+  /** Names this compactor in the node lease, for the one-line error a second one gets. */
+  private readonly holder = `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
 
   constructor(opts: CompactorOptions) {
     this.options = resolveCompactorOptions(opts);
@@ -83,11 +87,14 @@ export class Compactor {
     this.events.next({ type: 'run.started', runId });
     // Sources found damaged while copying: left out when the run plans again, at once.
     const damaged = new Map<number, Quarantined>();
+    let lease: { stop(): Promise<void> } | undefined;
+    const { controller, dispose } = linkedController(signal);
     try {
-      await this.deleteDue(signal, log);
+      lease = await this.holdLease(controller, log);
+      await this.deleteDue(controller.signal, log);
       for (;;) {
         try {
-          return await this.attempt(runId, started, log, damaged, signal);
+          return await this.attempt(runId, started, log, damaged, controller.signal);
         } catch (err) {
           const source = err instanceof FormatError ? parseObjectKey(err.key) : undefined;
           // A FormatError naming one of our sources is that object's damage, not the run's:
@@ -99,11 +106,40 @@ export class Compactor {
         }
       }
     } catch (err) {
-      const error = toCompactorError(err);
+      // A lost lease aborts the run with its own error, which says more than the abort.
+      const error = toCompactorError(controller.signal.aborted && !signal.aborted ? controller.signal.reason : err);
       this.events.next({ type: 'run.failed', runId, error });
       log.warn({ err: error }, 'compaction run failed');
       throw error;
+    } finally {
+      await lease?.stop();
+      dispose();
     }
+  }
+
+  /**
+   * Takes the node's lease for the run (a second compactor of the node fails fast with
+   * ERR_METADATA_NODE_BUSY) and renews it while the run lasts; losing it aborts the run.
+   * A store without leases runs without one.
+   */
+  private async holdLease(controller: AbortController, log: Logger): Promise<{ stop(): Promise<void> } | undefined> {
+    const store = this.metadata;
+    if (!store.acquireNodeLease) return undefined;
+    const req = { nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs };
+    await store.acquireNodeLease(req);
+    const timer = setInterval(() => {
+      store.acquireNodeLease!(req).catch((err: unknown) => {
+        log.warn({ err }, 'lost the node lease: stopping the run');
+        controller.abort(toCompactorError(err));
+      });
+    }, Math.max(1, Math.floor(this.options.leaseTtlMs / 3)));
+    timer.unref?.();
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await store.releaseNodeLease?.({ nodeId: req.nodeId, holder: req.holder }).catch((err: unknown) => log.warn({ err }, 'releasing the node lease failed; it expires'));
+      },
+    };
   }
 
   /** Quarantines an object (when the store can), and says so in the events and the log. */

@@ -41,6 +41,8 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   cancelTimeoutMs?: number;
   /** Unknown objects and unfinished uploads younger than this are kept by garbage collection. Default 1 h. */
   gcSafetyAgeMs?: number;
+  /** The node lease a run holds (renewed every third of it); a crashed holder's expires after it. Default 30 s. */
+  leaseTtlMs?: number;
   logger?: Logger;
 }
 
@@ -61,6 +63,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   iterationTimeoutMs: number;
   cancelTimeoutMs: number;
   gcSafetyAgeMs: number;
+  leaseTtlMs: number;
 }
 
 export const COMPACTOR_DEFAULTS = Object.freeze({
@@ -79,6 +82,7 @@ export const COMPACTOR_DEFAULTS = Object.freeze({
   iterationTimeoutMs: 10 * 60_000,
   cancelTimeoutMs: 2_000,
   gcSafetyAgeMs: 60 * 60_000,
+  leaseTtlMs: 30_000,
 });
 
 /** Validates every option at the boundary; errors name the option and the fix. */

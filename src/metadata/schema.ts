@@ -85,7 +85,7 @@ CREATE TABLE prepared_ids (
 /**
  * Version 2: objects that failed planning or copying (a damaged block, an index that does not
  * hold what metadata says, overlapping offsets) are kept out of compaction until an operator
- * releases them. Not a foreign key: the entry outlives nothing and blocks nothing.
+ * releases them (not a foreign key: the entry blocks nothing); node leases.
  */
 const DDL_V2 = `
 CREATE TABLE quarantine (
@@ -93,6 +93,15 @@ CREATE TABLE quarantine (
   code      TEXT NOT NULL,
   reason    TEXT NOT NULL,
   at_ms     INTEGER NOT NULL
+);
+
+-- The compactor running a node's compaction now, until expires_ms (renewed while it runs), so
+-- a second one fails fast instead of compacting everything to lose at commit.
+CREATE TABLE node_leases (
+  node_id    INTEGER PRIMARY KEY,
+  holder     TEXT NOT NULL,
+  since_ms   INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL
 );
 `;
 

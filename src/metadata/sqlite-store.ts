@@ -435,6 +435,37 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.write('releaseQuarantined', () => this.open('releaseQuarantined').prepare('DELETE FROM quarantine WHERE object_id = ?').run(id).changes > 0);
   }
 
+  async acquireNodeLease(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void> {
+    const nodeId = int('nodeId', req.nodeId);
+    const ttlMs = int('ttlMs', req.ttlMs, 1);
+    return this.write('acquireNodeLease', () => {
+      const db = this.open('acquireNodeLease');
+      const now = this.now();
+      const row = db.prepare('SELECT holder, since_ms, expires_ms FROM node_leases WHERE node_id = ?').get(nodeId) as
+        | { holder: string; since_ms: number; expires_ms: number }
+        | undefined;
+      if (row && row.holder !== req.holder && row.expires_ms > now) {
+        throw new MetadataError(
+          'ERR_METADATA_NODE_BUSY',
+          `another compactor holds node ${nodeId} (${row.holder}, running since ${new Date(row.since_ms).toISOString()}, ` +
+            `lease until ${new Date(row.expires_ms).toISOString()}): wait for its run to end, or stop it`,
+        );
+      }
+      const since = row && row.holder === req.holder ? row.since_ms : now;
+      db.prepare(
+        'INSERT INTO node_leases (node_id, holder, since_ms, expires_ms) VALUES (?, ?, ?, ?) ' +
+          'ON CONFLICT (node_id) DO UPDATE SET holder = excluded.holder, since_ms = excluded.since_ms, expires_ms = excluded.expires_ms',
+      ).run(nodeId, String(req.holder), since, now + ttlMs);
+    });
+  }
+
+  async releaseNodeLease(req: { nodeId: number; holder: string }): Promise<void> {
+    const nodeId = int('nodeId', req.nodeId);
+    return this.write('releaseNodeLease', () => {
+      this.open('releaseNodeLease').prepare('DELETE FROM node_leases WHERE node_id = ? AND holder = ?').run(nodeId, String(req.holder));
+    });
+  }
+
   async isObjectKnown(objectId: number): Promise<boolean> {
     return this.read('isObjectKnown', () => {
       int('objectId', objectId);

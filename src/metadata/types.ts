@@ -118,5 +118,12 @@ export interface MetadataStore {
   listQuarantined?(): Promise<QuarantinedObject[]>;
   /** Returns whether the object was quarantined. */
   releaseQuarantined?(objectId: number): Promise<boolean>;
+  /**
+   * Optional node lease: held by the compactor running a node's compaction, renewed while it
+   * runs. Acquiring (or renewing) a lease another holder has and that has not expired throws
+   * `MetadataError('ERR_METADATA_NODE_BUSY')` naming the holder. Releasing is idempotent.
+   */
+  acquireNodeLease?(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void>;
+  releaseNodeLease?(req: { nodeId: number; holder: string }): Promise<void>;
   close(): Promise<void>;
 }

@@ -12,6 +12,7 @@ import { DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeObject, objectKey } from '../../src/format/index.js';
 import { createTestBucket, directClient, s3Endpoint } from '../support/env.js';
+import { fault, startFaultProxy } from '../support/fault-proxy.js';
 import { CLI, ROOT, cliEnv, ensureBuilt, lines, runCli, type CliResult } from './helpers.js';
 
 let dir: string;
@@ -382,6 +383,37 @@ describe('compact --watch', () => {
       expect(uploads.Uploads ?? []).toEqual([]);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('two compactors of one node', () => {
+  // Regression (issue #11): a second compact ran a whole compaction only to lose at commit.
+  it('the second compact fails fast with one line naming the holder while the first runs', async () => {
+    const proxy = await startFaultProxy(s3Endpoint());
+    try {
+      const sample = await runCli([...global, 'ingest-sample', '--streams', '3', '--objects', '3', '--bytes', '600KiB']);
+      expect(sample.code, sample.stderr).toBe(0);
+      const rule = proxy.addRule({ op: 'GetObject', skip: 3, times: Infinity, action: fault.delay(2_000) });
+      const viaProxy = [...global];
+      viaProxy[viaProxy.indexOf('--endpoint') + 1] = proxy.url;
+      const first = spawn(process.execPath, [CLI, ...viaProxy, 'compact', '--no-progress'], { cwd: ROOT, env: cliEnv });
+      let firstErr = '';
+      first.stderr.on('data', (d: Buffer) => (firstErr += d.toString()));
+      const firstExit = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
+      try {
+        await proxy.waitFor('GetObject', 4);
+        const second = await runCli([...global, 'compact']);
+        expectOneLineError(second, 1, 'another compactor holds node 3', 'pid', 'ERR_METADATA_NODE_BUSY');
+        // Fast: refused at the start, not after a compaction (the first still waits on the proxy).
+        expect(first.exitCode).toBeNull();
+        rule.remove();
+        expect(await firstExit, firstErr).toBe(0);
+      } finally {
+        first.kill('SIGKILL');
+      }
+    } finally {
+      await proxy.close();
     }
   });
 });
