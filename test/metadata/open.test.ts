@@ -61,13 +61,13 @@ describe('opening', () => {
     expect(err.message).toContain(`version ${SCHEMA_VERSION + 1}`);
   });
 
-  it('migrates a version 1 database (no quarantine) on open, keeping its data', async () => {
+  it('migrates a version 1 database (no quarantine, no node leases) on open, keeping its data', async () => {
     const path = join(dir, 'v1.db');
     const old = new SqliteMetadataStore({ path });
     await old.createStream({ streamId: 7, epoch: 0, startOffset: 3 });
     await old.close();
     const raw = new Database(path);
-    raw.exec('DROP TABLE quarantine');
+    raw.exec('DROP TABLE quarantine; DROP TABLE node_leases');
     raw.pragma('user_version = 1');
     raw.close();
     const store = new SqliteMetadataStore({ path });
