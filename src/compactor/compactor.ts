@@ -56,7 +56,9 @@ export class Compactor {
     this.options = resolveCompactorOptions(opts);
     this.storage = opts.storage;
     this.metadata = opts.metadata;
-    this.logger = opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'silent' });
+    // Embedded in a host, the library logs only through the host's logger: never to stdout by
+    // itself, whatever the host's environment says.
+    this.logger = opts.logger ?? pino({ level: 'silent' });
     this.budget = new MemoryBudget(this.options.memoryLimit);
     this.supervisor = new Supervisor({
       storage: this.storage,

@@ -87,6 +87,9 @@ export class ActorPool {
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
       idleTimeout: 24 * 3600 * 1000,
+      // The SDK warns once per thread that Node 20 support ends: keep that out of the host's
+      // stderr for the threads we start, without touching the host's own environment.
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
     });
     // Errors of a thread without a task (piscina emits them on the pool) must not crash the host;
