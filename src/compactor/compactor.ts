@@ -16,12 +16,6 @@ import type { CompactionReport, CompactorEvent } from './events.js';
 import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
 import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
 
-/**
- * Compacts one node's stream set objects. `compactOnce()` runs one compaction: plan on this
- * thread (index reads and pure planning), execute on the actor pipeline's worker threads, then
- * check coverage and commit atomically. `start()` schedules runs; `close()` cancels what runs and
- * ends every worker thread.
- */
 /** Damaged sources one run leaves out before it gives up and fails (each costs a replan). */
 const MAX_DAMAGED_PER_RUN = 16;
 /** Above this many (objects x streams of the node), planning does not load metadata ranges. */
@@ -33,6 +27,12 @@ interface Quarantined {
   reason: string;
 }
 
+/**
+ * Compacts one node's stream set objects. `compactOnce()` runs one compaction: plan on this
+ * thread (index reads and pure planning), execute on the actor pipeline's worker threads, then
+ * check coverage and commit atomically. `start()` schedules runs; `close()` cancels what runs and
+ * ends every worker thread.
+ */
 export class Compactor {
   readonly options: ResolvedCompactorOptions;
   readonly storage: ObjectStorage;
@@ -87,8 +87,9 @@ export class Compactor {
     const started = Date.now();
     const log = this.logger.child({ runId, nodeId: this.options.nodeId });
     this.events.next({ type: 'run.started', runId });
-    // Sources found damaged while copying: left out when the run plans again, at once.
-    const damaged = new Map<number, Quarantined>();
+    // What this run quarantined (found by planning or while copying): left out when it plans
+    // again, and reported once each.
+    const quarantined = new Map<number, Quarantined>();
     let lease: { stop(): Promise<void> } | undefined;
     const { controller, dispose } = linkedController(signal);
     try {
@@ -96,15 +97,17 @@ export class Compactor {
       await this.deleteDue(controller.signal, log);
       for (;;) {
         try {
-          return await this.attempt(runId, started, log, damaged, controller.signal);
+          return await this.attempt(runId, started, log, quarantined, controller.signal);
         } catch (err) {
           const source = err instanceof FormatError ? parseObjectKey(err.key) : undefined;
           // A FormatError naming one of our sources is that object's damage, not the run's:
           // quarantine it and plan again without it. Bounded: each pass removes one object.
-          if (!source || source.namespace !== this.storage.namespace || damaged.has(source.objectId) || damaged.size >= MAX_DAMAGED_PER_RUN) throw err;
-          const q = { objectId: source.objectId, code: (err as FormatError).code, reason: `damaged data found while copying: ${(err as FormatError).message}` };
-          damaged.set(q.objectId, q);
-          await this.quarantine(runId, log, q);
+          if (!source || source.namespace !== this.storage.namespace || quarantined.has(source.objectId) || quarantined.size >= MAX_DAMAGED_PER_RUN) throw err;
+          await this.quarantine(runId, log, quarantined, {
+            objectId: source.objectId,
+            code: (err as FormatError).code,
+            reason: `damaged data found while copying: ${(err as FormatError).message}`,
+          });
         }
       }
     } catch (err) {
@@ -144,24 +147,26 @@ export class Compactor {
     };
   }
 
-  /** Quarantines an object (when the store can), and says so in the events and the log. */
-  private async quarantine(runId: number, log: Logger, q: Quarantined): Promise<void> {
+  /** Quarantines an object (when the store can), and says so in the events and the log, once a run. */
+  private async quarantine(runId: number, log: Logger, done: Map<number, Quarantined>, q: Quarantined): Promise<void> {
+    if (done.has(q.objectId)) return;
+    done.set(q.objectId, q);
     await this.metadata.quarantineObject?.(q);
     this.events.next({ type: 'object.quarantined', runId, ...q });
     log.warn({ objectId: q.objectId, code: q.code, reason: q.reason }, 'object quarantined: left out of compaction until released');
   }
 
-  /** One plan and its execution; `damaged` sources are left out (with the quarantined ones). */
-  private async attempt(runId: number, started: number, log: Logger, damaged: ReadonlyMap<number, Quarantined>, signal: AbortSignal): Promise<CompactionReport> {
+  /** One plan and its execution; what `quarantined` holds is left out (with what metadata quarantined before). */
+  private async attempt(runId: number, started: number, log: Logger, quarantined: Map<number, Quarantined>, signal: AbortSignal): Promise<CompactionReport> {
     let planner: PlannerSession | undefined;
     try {
-      const { candidates, streams, waiting, held } = await this.candidates(damaged);
+      const { candidates, streams, waiting, held } = await this.candidates(quarantined);
       // Index parsing and planning run on a worker: this thread only gets the summary.
       planner = await this.supervisor.plan({ candidates, streams, nowMs: Date.now(), signal });
       const plan = planner.summary;
       plan.deferred.push(...waiting);
       for (const x of plan.skipped) {
-        if (x.quarantine) await this.quarantine(runId, log, { objectId: x.objectId, code: x.code ?? 'ERR_PLAN_INVALID', reason: x.reason });
+        if (x.quarantine) await this.quarantine(runId, log, quarantined, { objectId: x.objectId, code: x.code ?? 'ERR_PLAN_INVALID', reason: x.reason });
       }
       plan.skipped.push(...held);
       this.events.next({
@@ -178,7 +183,7 @@ export class Compactor {
       const untouchedReason = `shares no stream with another candidate: left alone until force split (forceSplitAfterMs ${this.options.forceSplitAfterMs} ms)`;
       const base = {
         skipped: plan.skipped.map((s) => ({ objectId: s.objectId, reason: s.reason, ...(s.code !== undefined ? { code: s.code } : {}) })),
-        quarantined: [...plan.skipped.filter((s) => s.quarantine).map((s) => ({ objectId: s.objectId, code: s.code ?? 'ERR_PLAN_INVALID', reason: s.reason })), ...damaged.values()],
+        quarantined: [...quarantined.values()],
         deferred: plan.deferred.map((s) => ({ objectId: s.objectId, reason: s.reason })),
         untouched: plan.untouched.map((objectId) => ({ objectId, reason: untouchedReason })),
       };
@@ -263,9 +268,9 @@ export class Compactor {
   /**
    * The run's candidates: this node's live SSOs, newest `dataTimeMs` first, at most
    * `maxObjectsPerRun` (the rest wait for a run soon after), and the metadata of their streams.
-   * Quarantined objects (and `damaged` ones) are `held` out, each with its reason.
+   * Quarantined objects (in metadata, or by this run: `thisRun`) are `held` out, each with its reason.
    */
-  private async candidates(damaged: ReadonlyMap<number, Quarantined> = new Map()): Promise<{
+  private async candidates(thisRun: ReadonlyMap<number, Quarantined> = new Map()): Promise<{
     candidates: StreamSetObjectMetadata[];
     streams: StreamMetadata[];
     waiting: PlanExclusion[];
@@ -282,7 +287,7 @@ export class Compactor {
     const all = withRanges ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: true }) : nodeObjects!;
     const quarantined = new Map<number, QuarantinedObject>();
     for (const q of (await this.metadata.listQuarantined?.()) ?? []) quarantined.set(q.objectId, q);
-    for (const q of damaged.values()) quarantined.set(q.objectId, { ...q, atMs: Date.now() });
+    for (const q of thisRun.values()) if (!quarantined.has(q.objectId)) quarantined.set(q.objectId, { ...q, atMs: Date.now() });
     const held: PlanExclusion[] = [];
     const usable = all.filter((o) => {
       const q = quarantined.get(o.objectId);
