@@ -14,8 +14,9 @@
  *    merge with anybody's.
  * 4. Per stream, live entries in startOffset order; an overlap (across all considered objects)
  *    leaves the newer object out (skipped, `ERR_PLAN_OVERLAP`, quarantine) and planning starts
- *    again without it. Sparse offsets inside an entry are no gap. Merged candidates' entries form contiguous runs: a gap ends
- *    a run and the run before the gap becomes a stream object; the stream's last run becomes a
+ *    again without it. Sparse offsets inside an entry are no gap. Merged candidates' entries
+ *    form contiguous runs: a gap ends a run and the run before the gap becomes a stream
+ *    object; the stream's last run becomes a
  *    stream object when its bytes exceed streamSplitSize, otherwise it goes to the new SSO.
  *    Hence the SSO holds at most one run, i.e. one range, per stream.
  * 5. Iterations bounded by memoryLimit (memory model below). A block larger than memoryLimit
