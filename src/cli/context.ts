@@ -13,8 +13,10 @@ import { parseDuration, parseInteger } from './parse.js';
 
 /** Commander's values of the global options (strings as typed). */
 export interface RawGlobals {
+  endpointUrl?: string;
   endpoint?: string;
   region?: string;
+  profile?: string;
   bucket?: string;
   namespace: string;
   metadata: string;
@@ -32,7 +34,9 @@ export interface RawGlobals {
 
 export interface Globals {
   endpoint: string | undefined;
-  region: string;
+  /** Undefined: resolved by the SDK from the profile's config when storage is opened. */
+  region: string | undefined;
+  profile: string | undefined;
   bucket: string | undefined;
   namespace: string;
   metadataPath: string;
@@ -52,8 +56,15 @@ export const DEFAULT_NODE_ID = 0;
 export const DEFAULT_METADATA_PATH = './meta.db';
 export const DEFAULT_LOG_LEVEL: LogLevel = 'error';
 
-export function parseGlobals(raw: RawGlobals): Globals {
-  let endpoint = raw.endpoint?.trim() || undefined;
+export function parseGlobals(raw: RawGlobals, env: NodeJS.ProcessEnv = process.env): Globals {
+  // The AWS conventions: flags first, then the SDK's environment variables for S3.
+  const [endpointFlag, rawEndpoint] =
+    raw.endpointUrl?.trim() ? ['--endpoint-url', raw.endpointUrl]
+    : raw.endpoint?.trim() ? ['--endpoint', raw.endpoint]
+    : env.AWS_ENDPOINT_URL_S3?.trim() ? ['AWS_ENDPOINT_URL_S3', env.AWS_ENDPOINT_URL_S3]
+    : env.AWS_ENDPOINT_URL?.trim() ? ['AWS_ENDPOINT_URL', env.AWS_ENDPOINT_URL]
+    : ['--endpoint-url', undefined];
+  let endpoint = rawEndpoint?.trim() || undefined;
   if (endpoint !== undefined) {
     let url: URL | undefined;
     try {
@@ -62,7 +73,7 @@ export function parseGlobals(raw: RawGlobals): Globals {
       url = undefined;
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      throw new UsageError('--endpoint', `expected an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(raw.endpoint)}`);
+      throw new UsageError(endpointFlag, `expected an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(rawEndpoint)}`);
     }
     endpoint = endpoint.replace(/\/+$/, '');
   }
@@ -79,13 +90,15 @@ export function parseGlobals(raw: RawGlobals): Globals {
   if (raw.metadata.trim().length === 0) throw new UsageError('--metadata', 'expected a file path');
   return {
     endpoint,
-    region: raw.region?.trim() || process.env.AWS_REGION || 'us-east-1',
+    region: raw.region?.trim() || env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim() || undefined,
+    profile: raw.profile?.trim() || undefined,
     bucket: raw.bucket,
     namespace,
     metadataPath: raw.metadata,
     nodeId: parseInteger('--node-id', raw.nodeId, 0),
     createBucket: raw.createBucket === true,
-    // S3-compatible servers (MinIO, moto, ...) behind --endpoint usually need path-style URLs.
+    // S3-compatible servers (MinIO, moto, ...) behind a custom endpoint usually need path-style
+    // URLs, whether the endpoint is an IP address or a host name.
     forcePathStyle: raw.pathStyle ?? endpoint !== undefined,
     requestTimeoutMs: positive('--request-timeout', parseDuration('--request-timeout', raw.requestTimeout)),
     maxAttempts: parseInteger('--max-attempts', raw.maxAttempts, 1, 20),
@@ -124,10 +137,17 @@ export class CliContext {
     const g = this.globals;
     if (!g.bucket) throw new UsageError('--bucket', 'is required for this command (or set S3SC_BUCKET)');
     const { S3Storage } = await import('../storage/s3-storage.js');
+    // The CLI owns its process: --profile is the SDK's AWS_PROFILE, for credentials and region
+    // alike (and for the worker threads, which inherit the environment).
+    if (g.profile !== undefined) process.env.AWS_PROFILE = g.profile;
+    // An empty variable means unset to a shell user; the SDK would take AWS_REGION='' for a
+    // region and look no further (the profile's config included).
+    for (const k of ['AWS_REGION', 'AWS_PROFILE']) if (process.env[k]?.trim() === '') delete process.env[k];
+    const region = g.region ?? (await this.profileRegion());
     const storage = new S3Storage({
       bucket: g.bucket,
       namespace: g.namespace,
-      region: g.region,
+      region,
       ...(g.endpoint !== undefined ? { endpoint: g.endpoint } : {}),
       forcePathStyle: g.forcePathStyle,
       // Credentials: the SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profiles, ...).
@@ -136,12 +156,34 @@ export class CliContext {
       ...(opts.minPartSize !== undefined ? { minPartSize: opts.minPartSize } : {}),
     });
     this.onClose(() => storage.close());
-    await this.checkBucket(storage);
+    await this.checkBucket(storage, region);
     this.storageInstance = storage;
     return storage;
   }
 
-  private async checkBucket(storage: S3Storage): Promise<void> {
+  /**
+   * The region of the profile (AWS_PROFILE or --profile) from the shared config files, resolved
+   * by the SDK itself. Never a silent default: without one, the command stops and says where to
+   * put it.
+   */
+  private async profileRegion(): Promise<string> {
+    const { S3Client } = await import('@aws-sdk/client-s3');
+    const client = new S3Client({});
+    try {
+      const region = await client.config.region();
+      if (region) return region;
+    } catch {
+      // No region anywhere: said below.
+    } finally {
+      client.destroy();
+    }
+    throw new UsageError(
+      '--region',
+      `no region given: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, or give the profile (${process.env.AWS_PROFILE ?? 'default'}) a region in ~/.aws/config`,
+    );
+  }
+
+  private async checkBucket(storage: S3Storage, region: string): Promise<void> {
     const g = this.globals;
     const bucket = storage.bucket;
     const { CreateBucketCommand, HeadBucketCommand } = await import('@aws-sdk/client-s3');
@@ -162,7 +204,7 @@ export class CliContext {
       await storage.client.send(
         new CreateBucketCommand({
           Bucket: bucket,
-          ...(g.region !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: g.region as BucketLocationConstraint } } : {}),
+          ...(region !== 'us-east-1' ? { CreateBucketConfiguration: { LocationConstraint: region as BucketLocationConstraint } } : {}),
         }),
       );
       this.logger.info({ bucket }, 'bucket created');

@@ -2,6 +2,7 @@
  * The command-line program: global options, commands, and their wiring to a CliContext.
  * Commands load lazily: `--help` and usage errors never load the SDK, SQLite or worker code.
  */
+import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { COMPACTOR_DEFAULTS } from '../compactor/options.js';
 import { LOG_LEVELS } from '../observability/logger.js';
@@ -26,12 +27,21 @@ Durations: 500ms, 30s, 5m, 2h, 1d (a bare number is milliseconds).
 Credentials: the AWS SDK default chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
 Logs (JSON lines, or human lines on a TTY) go to stderr; results go to stdout.`;
 
+/** The version in package.json (two levels up from dist/cli/ and from src/cli/). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export function buildProgram(hooks: ProgramHooks): Command {
   const program = new Command('s3-stream-compactor');
   program
+    .version(packageVersion(), '-V, --version', 'print the version')
     .description('Compacts S3Stream stream set objects on S3: plan, compact, verify, inspect, garbage-collect.')
-    .addOption(new Option('--endpoint <url>', 'S3 endpoint URL (default: AWS S3 for --region)').env('S3SC_ENDPOINT'))
-    .addOption(new Option('--region <region>', 'S3 region (default: AWS_REGION or us-east-1)').env('S3SC_REGION'))
+    .addOption(new Option('--endpoint-url <url>', 'S3 endpoint URL (or AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL; default: AWS S3 for the region); path-style URLs unless --no-path-style'))
+    .addOption(new Option('--endpoint <url>', 'alias of --endpoint-url').env('S3SC_ENDPOINT'))
+    .addOption(new Option('--region <region>', "S3 region (or AWS_REGION, AWS_DEFAULT_REGION, the profile's region in ~/.aws/config; no silent default)").env('S3SC_REGION'))
+    .addOption(new Option('--profile <name>', 'AWS profile for credentials and region (or AWS_PROFILE)'))
     .addOption(new Option('--bucket <name>', 'bucket holding the objects').env('S3SC_BUCKET'))
     .addOption(new Option('--namespace <ns>', 'namespace of object keys').default('DEFAULT').env('S3SC_NAMESPACE'))
     .addOption(new Option('--metadata <file>', 'SQLite metadata file').default(DEFAULT_METADATA_PATH).env('S3SC_METADATA'))
