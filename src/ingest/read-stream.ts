@@ -6,6 +6,7 @@ import type { ObjectStorage } from '../storage/types.js';
 import { throwIfAborted } from '../util/async.js';
 import { coalesceRanges } from '../util/ranges.js';
 import { indexHoldsRange } from '../plan/index-holds.js';
+import { indexCacheOf } from './index-cache.js';
 import { checkNonNegativeInt } from '../util/validate.js';
 
 export interface ReadStreamOptions {
@@ -58,16 +59,18 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
   // `next` is the first offset not yet yielded: a source that overlaps what was already yielded
   // (possible only while a commit races this read) contributes only what is new.
   let next = start;
-  // An SSO with a gap in this stream is a source once per range; its index is read once.
-  const indexes = new Map<number, IndexEntry[]>();
+  // Indexes are read once per object across reads of this storage (and an SSO with several
+  // ranges of this stream is one object).
+  const indexes = indexCacheOf(storage);
   for (const src of sources) {
     if (src.endOffset <= next || src.startOffset >= end) continue;
     throwIfAborted(signal);
     const key = storage.keyOf(src.objectId);
-    let index = indexes.get(src.objectId);
+    const cacheKey = `${key}#${src.objectSize}`;
+    let index = indexes.get(cacheKey);
     if (!index) {
       index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal }), src.objectSize, key);
-      indexes.set(src.objectId, index);
+      indexes.set(cacheKey, index);
     }
     // Metadata promised this range: an index that does not hold it is an error, never silence.
     const problem = indexHoldsRange(index, { streamId, startOffset: src.startOffset, endOffset: src.endOffset });

@@ -1,0 +1,64 @@
+/**
+ * Issue #11, "verify at compaction speed": readStream read an object's footer and index again
+ * for every stream it read from that object. Parsed indexes are now cached per storage
+ * (bounded, least recently used out), so N streams of one SSO cost one index read.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IndexCache } from '../../src/ingest/index-cache.js';
+import { readStream } from '../../src/ingest/read-stream.js';
+import { uploadStreamSetObject } from '../../src/ingest/upload-sso.js';
+import { SqliteMetadataStore } from '../../src/metadata/index.js';
+import type { IndexEntry } from '../../src/format/types.js';
+import { makeBucket, makeStorage, s3Endpoint } from '../support/env.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { collect, makeRecords } from '../support/records.js';
+
+let proxy: FaultProxy;
+beforeAll(async () => {
+  proxy = await startFaultProxy(s3Endpoint());
+});
+afterAll(async () => {
+  await proxy.close();
+});
+
+describe('index cache of the read path', () => {
+  it('reading 20 streams of one SSO reads its index once', async () => {
+    const direct = await makeBucket('index-cache');
+    const metadata = new SqliteMetadataStore({ path: ':memory:' });
+    try {
+      const records = [];
+      for (let s = 0; s < 20; s++) {
+        await metadata.createStream({ streamId: s, epoch: 0, startOffset: 0 });
+        records.push(...makeRecords(s, 0, 1, 3, 200));
+      }
+      await uploadStreamSetObject({ storage: direct, metadata, nodeId: 1, records });
+      const viaProxy = makeStorage(direct.bucket, { endpoint: proxy.url });
+      try {
+        proxy.requests.length = 0;
+        for (let s = 0; s < 20; s++) expect(await collect(readStream({ storage: viaProxy, metadata, streamId: s }))).toHaveLength(3);
+        // One tail read for the index, then one ranged GET of each stream's blocks.
+        expect(proxy.count('GetObject')).toBe(1 + 20);
+      } finally {
+        viaProxy.close();
+      }
+    } finally {
+      await metadata.close();
+      direct.close();
+    }
+  });
+
+  it('is bounded by the entries it holds, least recently used out first', () => {
+    const entries = (n: number) => Array.from({ length: n }, () => ({}) as IndexEntry);
+    const cache = new IndexCache(10);
+    cache.set('a', entries(4));
+    cache.set('b', entries(4));
+    expect(cache.get('a')).toHaveLength(4); // a is now the most recent
+    cache.set('c', entries(4)); // 12 > 10: b goes
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('a')).toHaveLength(4);
+    expect(cache.get('c')).toHaveLength(4);
+    cache.set('huge', entries(11)); // larger than the whole cache: not kept
+    expect(cache.get('huge')).toBeUndefined();
+    expect(cache.size).toBe(2);
+  });
+});
