@@ -50,7 +50,13 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
   const liveSsos = () => {
     pending ??= metadata
       .listStreamSetObjects({ nodeId })
-      .then((ssos) => ({ count: ssos.length, oldest: ssos.length ? Math.min(...ssos.map((s) => s.dataTimeMs)) : undefined }))
+      .then((ssos) => {
+        // Waiting for compaction: SSOs an ingest wrote (orderId = objectId). A compaction's output
+        // takes the orderId of the oldest SSO it replaced (smaller than its own id) and its data
+        // time, so counting it would keep the delay growing after a full compaction.
+        const waiting = ssos.filter((s) => s.orderId >= s.objectId);
+        return { count: ssos.length, oldest: waiting.length ? Math.min(...waiting.map((s) => s.dataTimeMs)) : undefined };
+      })
       .finally(() => {
         queueMicrotask(() => (pending = undefined));
       });
@@ -59,7 +65,7 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
 
   registry.gauge(
     's3sc_compaction_delay_seconds',
-    "Age of the node's oldest live stream set object's data (now - its dataTimeMs); 0 when the node has none.",
+    "How far behind compaction is: now - the data time of the node's oldest stream set object that no compaction has merged yet; 0 when none waits.",
     async (g) => {
       const { oldest } = await liveSsos();
       g.set(oldest === undefined ? 0 : Math.max(0, (now() - oldest) / 1000), { node: String(nodeId) });

@@ -69,11 +69,16 @@ describe('attachMetrics + startMetricsServer', () => {
     expect(after.get('s3sc_aborted_uploads_total')).toBe(0);
     expect(after.get('s3sc_budget_in_use_bytes')).toBe(0);
     expect(after.get('s3sc_budget_peak_bytes')).toBe(report.peakBudgetBytes);
-    // A new SSO keeps the oldest dataTimeMs of what it replaced; with none left the delay is 0.
+    // Regression (issue #11): the merged SSO keeps the oldest dataTimeMs of what it replaced, and
+    // the delay kept growing after a full compaction. It counts only SSOs waiting for compaction.
     const ssoLeft = report.newObjectId >= 0;
     expect(after.get('s3sc_stream_set_objects{node="1"}')).toBe(ssoLeft ? 1 : 0);
-    if (ssoLeft) expect(after.get('s3sc_compaction_delay_seconds{node="1"}')).toBeGreaterThanOrEqual(3600);
-    else expect(after.get('s3sc_compaction_delay_seconds{node="1"}')).toBe(0);
+    expect(after.get('s3sc_compaction_delay_seconds{node="1"}')).toBe(0);
+    // A new ingest waits again: the delay is its age.
+    await node.writeStreams({ 1: { n: 1, size: 100 } }, { dataTimeMs: Date.now() - 120_000 });
+    const waiting = await scrape(server);
+    expect(waiting.get('s3sc_compaction_delay_seconds{node="1"}')).toBeGreaterThanOrEqual(120);
+    expect(waiting.get('s3sc_compaction_delay_seconds{node="1"}')).toBeLessThan(3600);
 
     await compactor.compactOnce();
     const noop = await scrape(server);
