@@ -85,17 +85,28 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
   const runs = registry.counter('s3sc_runs_total', 'Compaction runs by result.', [{ result: 'committed' }, { result: 'failed' }, { result: 'noop' }]);
   const aborted = registry.counter('s3sc_aborted_uploads_total', 'Multipart uploads aborted after a failure.');
   const deleted = registry.counter('s3sc_deleted_objects_total', 'Compacted objects deleted from storage after their grace period.');
-  const lastDuration = registry.gauge('s3sc_last_run_duration_seconds', 'Duration of the last committed compaction run.');
+  const lastDuration = registry.gauge('s3sc_last_run_duration_seconds', 'Duration of the last compaction run of each outcome.');
   registry.gauge('s3sc_budget_in_use_bytes', 'Bytes of object data held by the pipeline now.', (g) => g.set(compactor.budget.inUse));
   registry.gauge('s3sc_budget_limit_bytes', 'The memory budget (memoryLimit).', (g) => g.set(compactor.budget.limit));
   registry.gauge('s3sc_budget_peak_bytes', 'High-water mark of the memory budget during the last run.', (g) => g.set(compactor.budget.highWater));
 
   // `bytes` events carry per-run running totals: count what is new since the last one.
   const seen = new Map<number, { read: number; written: number }>();
+  const startedAt = new Map<number, number>();
+  /** Every run ends with exactly one of committed, idle and failed: its duration, by outcome. */
+  const ended = (runId: number, result: 'committed' | 'noop' | 'failed', durationMs?: number) => {
+    const t0 = startedAt.get(runId);
+    startedAt.delete(runId);
+    seen.delete(runId);
+    runs.inc(1, { result });
+    const ms = durationMs ?? (t0 === undefined ? undefined : performance.now() - t0);
+    if (ms !== undefined) lastDuration.set(ms / 1000, { result });
+  };
   const onEvent = (e: CompactorEvent) => {
     switch (e.type) {
       case 'run.started':
         seen.set(e.runId, { read: 0, written: 0 });
+        startedAt.set(e.runId, performance.now());
         return;
       case 'bytes': {
         const s = seen.get(e.runId) ?? { read: 0, written: 0 };
@@ -105,8 +116,7 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
         return;
       }
       case 'run.idle':
-        runs.inc(1, { result: 'noop' });
-        seen.delete(e.runId);
+        ended(e.runId, 'noop', e.report.durationMs);
         return;
       case 'iteration.finished':
         iterations.inc();
@@ -128,14 +138,11 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
         const s = seen.get(e.runId) ?? { read: 0, written: 0 };
         if (e.report.bytesRead > s.read) bytesRead.inc(e.report.bytesRead - s.read);
         if (e.report.bytesWritten > s.written) bytesWritten.inc(e.report.bytesWritten - s.written);
-        seen.delete(e.runId);
-        runs.inc(1, { result: 'committed' });
-        lastDuration.set(e.report.durationMs / 1000);
+        ended(e.runId, 'committed', e.report.durationMs);
         return;
       }
       case 'run.failed':
-        seen.delete(e.runId);
-        runs.inc(1, { result: 'failed' });
+        ended(e.runId, 'failed');
         return;
     }
   };

@@ -80,9 +80,12 @@ describe('attachMetrics + startMetricsServer', () => {
     expect(waiting.get('s3sc_compaction_delay_seconds{node="1"}')).toBeGreaterThanOrEqual(120);
     expect(waiting.get('s3sc_compaction_delay_seconds{node="1"}')).toBeLessThan(3600);
 
-    await compactor.compactOnce();
+    expect(after.get('s3sc_last_run_duration_seconds{result="committed"}')).toBeCloseTo(report.durationMs / 1000, 3);
+    const idle = await compactor.compactOnce();
     const noop = await scrape(server);
     expect(noop.get('s3sc_runs_total{result="noop"}')).toBe(1);
+    // Every run has its duration, labelled by outcome (issue #11: only committed runs had one).
+    expect(noop.get('s3sc_last_run_duration_seconds{result="noop"}')).toBeCloseTo(idle.durationMs / 1000, 3);
     expect(noop.get('s3sc_bytes_read_total')).toBe(report.bytesRead);
 
     detach();
@@ -103,6 +106,7 @@ describe('attachMetrics + startMetricsServer', () => {
     await expect(compactor.compactOnce()).rejects.toThrow();
     const values = parse(await registry.render());
     expect(values.get('s3sc_runs_total{result="failed"}')).toBe(1);
+    expect(values.get('s3sc_last_run_duration_seconds{result="failed"}')).toBeGreaterThan(0);
     // The delay collector fails on a closed store: that metric is left out, the scrape still works.
     const errors: string[] = [];
     const body = await registry.render((name) => errors.push(name));
