@@ -1,6 +1,13 @@
 import { humanBytes as bytes } from '../util/units.js';
 import type { CompactionPlan } from './types.js';
 
+/** Rows as aligned columns (the last column is not padded). */
+function table(header: string[], rows: string[][]): string[] {
+  const all = [header, ...rows];
+  const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
+  return all.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd());
+}
+
 function list(ids: number[], max = 20): string {
   return ids.length <= max ? ids.join(', ') : `${ids.slice(0, max).join(', ')}, … (${ids.length - max} more)`;
 }
@@ -17,7 +24,7 @@ export function formatPlan(plan: CompactionPlan, opts: { maxLines?: number } = {
     out.push(
       `compaction plan: ${nCompacted} SSO(s) compacted away` +
         (plan.emptiedObjectIds.length ? ` (${plan.emptiedObjectIds.length} with no live data)` : '') +
-        `, orderId ${plan.orderId}, dataTimeMs ${plan.dataTimeMs}`,
+        `, orderId ${plan.orderId}, data time ${plan.dataTimeMs === null ? '-' : new Date(plan.dataTimeMs).toISOString()}`,
     );
     out.push(`  compacted: ${list(plan.compactedObjectIds, maxLines)}`);
   }
@@ -33,10 +40,20 @@ export function formatPlan(plan: CompactionPlan, opts: { maxLines?: number } = {
     out.push('  new SSO: none');
   }
   out.push(`  stream objects: ${plan.streamObjects.length}, ${bytes(t.soBytes)}`);
-  for (const so of plan.streamObjects.slice(0, maxLines)) {
-    out.push(`    #${so.index} stream ${so.streamId} [${so.startOffset}, ${so.endOffset}) ${bytes(so.dataSize)}, iteration ${so.iteration}`);
+  const rows: string[][] = [];
+  if (plan.sso) {
+    const r = plan.sso.ranges;
+    const shown = r.slice(0, 3).map((x) => `${x.streamId} [${x.startOffset}, ${x.endOffset})`).join(', ');
+    rows.push(['SSO (new)', String(r.length), `${shown}${r.length > 3 ? `, … ${r.length - 3} more` : ''}`, bytes(plan.sso.dataSize), `${plan.sso.firstIteration}..${plan.sso.closesIn}`]);
   }
-  if (plan.streamObjects.length > maxLines) out.push(`    … ${plan.streamObjects.length - maxLines} more`);
+  for (const so of plan.streamObjects.slice(0, maxLines)) {
+    rows.push([`SO #${so.index}`, '1', `${so.streamId} [${so.startOffset}, ${so.endOffset})`, bytes(so.dataSize), String(so.iteration)]);
+  }
+  if (plan.streamObjects.length > maxLines) rows.push([`… ${plan.streamObjects.length - maxLines} more SOs`, '', '', '', '']);
+  if (rows.length > 0) {
+    rows.push(['total', '', '', bytes(t.ssoBytes + t.soBytes), `${plan.iterations.length} iteration(s)`]);
+    out.push('  outputs:', ...table(['object', 'streams', 'stream [offsets)', 'bytes', 'iteration'], rows).map((l) => `    ${l}`));
+  }
   out.push(`  iterations: ${plan.iterations.length} (memoryLimit ${bytes(plan.memoryLimit)}, partSize ${bytes(plan.partSize)})`);
   for (const it of plan.iterations.slice(0, maxLines)) {
     out.push(`    #${it.index}: ${it.blocks.length} block(s), ${bytes(it.bytes)} + SSO tail ${bytes(it.tailBefore)}`);

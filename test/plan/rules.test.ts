@@ -497,6 +497,11 @@ describe('formatPlan', () => {
     const text = formatPlan(planCompaction(inp));
     expect(text).toContain('3 SSO(s) compacted');
     expect(text).toContain('new SSO: 1 stream(s)');
+    // One row per output object (issue #11: plan as a table), with its streams, offsets, bytes, iteration.
+    expect(text).toMatch(/^ {4}object +streams +stream \[offsets\) +bytes +iteration$/m);
+    expect(text).toMatch(/^ {4}SSO \(new\) +1 +\d+ \[\d+, \d+\) +[\d.]+ (B|KiB) +\d+\.\.\d+$/m);
+    expect(text).toMatch(/^ {4}SO #0 +1 +3 \[0, 10\) +\d+ B +0$/m);
+    expect(text).toMatch(/data time \d{4}-\d\d-\d\dT/);
     expect(text).toContain('stream objects: 1');
     expect(text).toContain('untouched (no stream shared): 7');
     expect(text).toMatch(/object 5 \(key-5\): index could not be read/);
