@@ -1,3 +1,3 @@
 export * from './types.js';
 export { SqliteMetadataStore, type SqliteMetadataStoreOptions } from './sqlite-store.js';
-export { SCHEMA_VERSION } from './schema.js';
+export { SCHEMA_VERSION } from './version.js';

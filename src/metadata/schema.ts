@@ -9,14 +9,9 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { MetadataError } from '../errors.js';
+import { APPLICATION_ID, FORMAT_NAME, SCHEMA_VERSION } from './version.js';
 
-/** Bumped on every incompatible change; older versions are migrated on open, newer ones refused. */
-export const SCHEMA_VERSION = 2;
-
-/** 'S3SC' — s3-stream-compactor. */
-export const APPLICATION_ID = 0x53335343;
-
-export const FORMAT_NAME = 's3-stream-compactor-metadata';
+export { APPLICATION_ID, FORMAT_NAME, SCHEMA_VERSION };
 
 const DDL_V1 = `
 CREATE TABLE meta (
