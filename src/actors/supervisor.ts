@@ -343,9 +343,11 @@ export class Supervisor {
           throw new CompactorError('ERR_INTERNAL', `output ${o.key} was not completed although every iteration finished`);
         }
       }
+      await this.abortStrays(outputs.map((o) => o.key), runId);
       return { objectSizes: state.objectSizes, iterations: summary.iterations.length, restarts, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten };
     } catch (err) {
       await this.abortUploads(state, () => true, runId);
+      await this.abortStrays(outputs.map((o) => o.key), runId);
       // Complete outputs of a failed run are never committed: remove them now (GC would later).
       const done = outputs.filter((o) => state.objectSizes.has(destKey(o.dest))).map((o) => o.key);
       if (done.length > 0) await storage.deleteObjects(done).catch(() => {});
@@ -366,6 +368,26 @@ export class Supervisor {
         () => this.deps.emit({ type: 'upload.aborted', runId, key: u.key }),
         (err: unknown) => this.deps.logger.warn({ err, key: u.key }, 'abort of a multipart upload failed; garbage collection will remove it'),
       );
+    }
+  }
+
+  /**
+   * Aborts every unfinished multipart upload of the run's output keys. A cancelled attempt can
+   * leave one nobody knows the id of: its CreateMultipartUpload reached S3, but the answer came
+   * after the cancel (or the actor died before it reported the id). Output keys belong to this
+   * run alone (fresh object ids), so whatever is unfinished on them once the run ends is a stray.
+   * Best effort: a store that cannot list uploads leaves them to GC and the bucket's lifecycle rule.
+   */
+  private async abortStrays(keys: readonly string[], runId: number): Promise<void> {
+    const mine = new Set(keys);
+    try {
+      for (const u of await this.deps.storage.listMultipartUploads()) {
+        if (!mine.has(u.key)) continue;
+        await this.deps.storage.abortMultipartUpload(u.key, u.uploadId);
+        this.deps.emit({ type: 'upload.aborted', runId, key: u.key });
+      }
+    } catch (err) {
+      this.deps.logger.debug({ err }, 'could not sweep stray multipart uploads; garbage collection will');
     }
   }
 

@@ -67,6 +67,37 @@ describe('a restart rebuilds the state of the first unfinished iteration (issue 
   }
 });
 
+/** Waits (bounded) until `probe` holds: for state outside this process, which sends no event. */
+async function until(probe: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('uploads nobody knows the id of (issue #10)', () => {
+  // Regression: under load, a cancelled attempt left an unfinished multipart upload behind. Its
+  // CreateMultipartUpload reached S3, but the answer (and so the upload id) never reached the
+  // supervisor, which aborts only the uploads it knows.
+  it('regression: an upload created by a cancelled attempt, its id never reported, is aborted at the end of the run', async () => {
+    const n = await mixedNode('stray-upload');
+    const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: 1, requestTimeoutMs: 20_000, retryBaseDelayMs: 5 });
+    const compactor = n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 500 * KiB }, storage);
+    // S3 creates the upload at once; its answer is held back, so the id is not known yet.
+    proxy().addRule({ op: 'CreateMultipartUpload', times: 1, action: fault.delay(15_000) });
+    const ac = new AbortController();
+    const run = compactor.compactOnce({ signal: ac.signal }).catch((e: unknown) => e);
+    await proxy().waitFor('CreateMultipartUpload', 1);
+    await until(async () => (await n.storage.listMultipartUploads()).length > 0, 10_000, 'the upload to exist on the server');
+    ac.abort();
+    expect(await withDeadline(run, NEVER_HANGS_MS, 'the cancelled run')).toMatchObject({ code: 'ERR_ABORTED' });
+    proxy().clear();
+    expect(await n.storage.listMultipartUploads()).toEqual([]);
+    expect(compactor.budget.inUse).toBe(0);
+  });
+});
+
 describe('options the store would refuse fail at construction (issue #10)', () => {
   it('regression: partSize 1 MiB with minPartSize lowered to 1 is refused before any request', async () => {
     const n = await createTestNode('part-size-option', { streams: [1] });
