@@ -72,15 +72,15 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
       index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal }), src.objectSize, key);
       indexes.set(cacheKey, index);
     }
+    // Only this source's range (another object may hold the offsets between two ranges of one
+    // SSO), found in one pass over the (cached) index.
+    const inRange = index.filter((e) => e.streamId === streamId && e.endOffset > src.startOffset && e.startOffset < src.endOffset);
     // Metadata promised this range: an index that does not hold it is an error, never silence.
-    const problem = indexHoldsRange(index, { streamId, startOffset: src.startOffset, endOffset: src.endOffset });
+    const problem = indexHoldsRange(inRange, { streamId, startOffset: src.startOffset, endOffset: src.endOffset });
     if (problem !== null) {
       throw new MetadataError('ERR_METADATA_INDEX_MISMATCH', `stream ${streamId}: object ${src.objectId} (${key}): ${problem}; the object may be damaged or the metadata wrong`);
     }
-    const entries = index.filter(
-      // Only this source's range: another object may hold the offsets between two ranges of one SSO.
-      (e) => e.streamId === streamId && e.endOffset > next && e.startOffset < Math.min(end, src.endOffset),
-    );
+    const entries = inRange.filter((e) => e.endOffset > next && e.startOffset < end);
     for (const group of coalesceRanges(entries, (e) => e.position, (e) => e.size, maxReadSize)) {
       const first = group[0]!;
       const last = group[group.length - 1]!;

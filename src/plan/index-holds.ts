@@ -22,18 +22,22 @@ export function indexHoldsRange(entries: readonly IndexEntry[], range: StreamRan
   return null;
 }
 
-/** `indexHoldsRange` for every range of an object, in one pass over its index. */
-export function indexHoldsRanges(entries: readonly IndexEntry[], ranges: readonly StreamRange[]): string | null {
-  if (ranges.length === 0) return null;
+/**
+ * `indexHoldsRange` for every range of an object, grouping its index by stream once (an SSO's
+ * index and ranges both run into the thousands): the problems, one per range that does not hold.
+ */
+export function indexProblems(entries: readonly IndexEntry[], ranges: readonly StreamRange[]): string[] {
+  if (ranges.length === 0) return [];
   const byStream = new Map<number, IndexEntry[]>();
   for (const e of entries) {
     let list = byStream.get(e.streamId);
     if (!list) byStream.set(e.streamId, (list = []));
     list.push(e);
   }
+  const problems: string[] = [];
   for (const r of ranges) {
     const problem = indexHoldsRange(byStream.get(r.streamId) ?? [], r);
-    if (problem !== null) return problem;
+    if (problem !== null) problems.push(problem);
   }
-  return null;
+  return problems;
 }

@@ -18,4 +18,4 @@ export type {
   SsoResumePoint,
 } from './types.js';
 export { summarizePlan, encodePlanTable, PlanBlocks, type PlanSummary, type PlanTable } from './table.js';
-export { indexHoldsRange, indexHoldsRanges } from './index-holds.js';
+export { indexHoldsRange, indexProblems } from './index-holds.js';

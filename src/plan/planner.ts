@@ -67,7 +67,7 @@
 import { PlanError } from '../errors.js';
 import type { IndexEntry } from '../format/types.js';
 import { resolvePlannerOptions } from './options.js';
-import { indexHoldsRanges } from './index-holds.js';
+import { indexProblems } from './index-holds.js';
 import type {
   CompactionPlan,
   PlanExclusion,
@@ -386,7 +386,7 @@ function prepare(input: PlanInput, opts: PlannerOptions, excluded: ReadonlyMap<n
     }
     // Metadata that promises what the object does not hold: compacting around it would erase the
     // evidence (the promise goes with the compacted object). Left out and quarantined.
-    const mismatch = Array.isArray(obj.meta.ranges) ? indexHoldsRanges(index, obj.meta.ranges) : null;
+    const mismatch = Array.isArray(obj.meta.ranges) ? (indexProblems(index, obj.meta.ranges)[0] ?? null) : null;
     if (mismatch !== null) {
       status[o] = ST_OUT;
       skipped.push({ ...ex, reason: `metadata and index disagree: ${mismatch}`, code: 'ERR_PLAN_METADATA_MISMATCH', quarantine: true });

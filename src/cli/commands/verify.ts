@@ -7,7 +7,7 @@ import { EXIT_OK, EXIT_PROBLEMS, describeFailure } from '../errors.js';
 import { writeJson, writeOut } from '../output.js';
 import { humanBytes } from '../../util/units.js';
 import { parseInteger } from '../parse.js';
-import { indexHoldsRange } from '../../plan/index-holds.js';
+import { indexProblems } from '../../plan/index-holds.js';
 import { formatQuarantined } from './quarantine.js';
 
 export interface VerifyProblem {
@@ -94,10 +94,7 @@ export async function verifyCommand(ctx: CliContext, flags: { concurrency: strin
       const bytes = await storage.getObject(key);
       report.objects.bytes += bytes.byteLength;
       const { entries } = decodeObject(bytes, key);
-      for (const r of o.ranges) {
-        const problem = indexHoldsRange(entries, r);
-        if (problem !== null) fail('object', o.objectId, `${what}: ${problem}`);
-      }
+      for (const problem of indexProblems(entries, o.ranges)) fail('object', o.objectId, `${what}: ${problem}`);
       if (o.kind === 'so' && entries.some((e) => e.streamId !== o.ranges[0]!.streamId)) {
         fail('object', o.objectId, `${what}: holds data of streams other than ${o.ranges[0]!.streamId}`);
       }
