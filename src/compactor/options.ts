@@ -1,6 +1,7 @@
 import { OptionsError } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
-import { S3_MIN_PART_SIZE, resolvePlannerOptions } from '../plan/options.js';
+import { resolvePlannerOptions } from '../plan/options.js';
+import { checkPartSizeForStorage } from '../storage/part-size.js';
 import type { PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { checkNonNegativeInt, checkPositiveInt } from '../util/validate.js';
@@ -95,15 +96,8 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     throw new OptionsError('metadata', 'must be a SqliteMetadataStore (or another MetadataStore)');
   }
   const planner = resolvePlannerOptions(opts);
-  // The planner's minimum can be lowered for pure planning; parts go to a real store here, and
-  // a part below what the store accepts would fail the run late, at its first UploadPart.
-  const storeMin = opts.storage.minPartSize ?? S3_MIN_PART_SIZE;
-  if (planner.partSize < storeMin) {
-    throw new OptionsError(
-      'partSize',
-      `must be at least ${storeMin} bytes, the smallest multipart part the storage accepts (S3: 5 MiB; S3Storage option minPartSize), got ${planner.partSize}`,
-    );
-  }
+  // The planner's minimum can be lowered for pure planning; parts go to a real store here.
+  checkPartSizeForStorage(opts.storage, planner.partSize);
   const out: ResolvedCompactorOptions = { ...planner, ...COMPACTOR_DEFAULTS, nodeId: checkNonNegativeInt('nodeId', opts.nodeId) };
   for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {
     const v = opts[k];

@@ -3,6 +3,7 @@ import { INT32_MAX, encodeObject } from '../format/index.js';
 import type { StreamRecord } from '../format/types.js';
 import type { MetadataStore, StreamRange } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
+import { checkPartSizeForStorage } from '../storage/part-size.js';
 import { uploadObject } from '../storage/upload-object.js';
 import { throwIfAborted } from '../util/async.js';
 import { checkNonNegativeInt, checkPositiveInt } from '../util/validate.js';
@@ -43,10 +44,7 @@ export async function uploadStreamSetObject(opts: UploadStreamSetObjectOptions):
   const nodeId = checkNonNegativeInt('nodeId', opts.nodeId);
   const blockSize = checkPositiveInt('blockSize', opts.blockSize ?? DEFAULT_BLOCK_SIZE);
   const partSize = checkPositiveInt('partSize', opts.partSize ?? DEFAULT_PART_SIZE);
-  const storeMin = storage.minPartSize ?? 5 * 1024 * 1024;
-  if (partSize < storeMin) {
-    throw new OptionsError('partSize', `must be at least ${storeMin} bytes, the smallest multipart part the storage accepts (S3: 5 MiB), got ${partSize}`);
-  }
+  checkPartSizeForStorage(storage, partSize);
   if (!Array.isArray(opts.records) || opts.records.length === 0) {
     throw new OptionsError('records', 'must be a non-empty array of stream records');
   }

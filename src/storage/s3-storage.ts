@@ -17,6 +17,7 @@ import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AbortError, CompactorError, OptionsError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
+import { S3_MIN_PART_SIZE } from './part-size.js';
 import { abortReason, backoffDelay, linkedController, onAbort, raceAbort, sleep } from '../util/async.js';
 import type {
   CompletedPart,
@@ -68,8 +69,6 @@ const MIN_RESUME_PROGRESS = 64 * 1024;
 /** Resumes of one GET's body, however much each brought. */
 const MAX_BODY_RESUMES = 32;
 
-/** What S3 (and most compatible stores) enforce for every multipart part but the last. */
-const DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024;
 
 interface ResolvedSettings {
   requestTimeoutMs: number;
@@ -407,7 +406,7 @@ export class S3Storage implements ObjectStorage {
     this.options = { ...options };
     this.bucket = options.bucket;
     this.namespace = options.namespace;
-    this.minPartSize = options.minPartSize ?? DEFAULT_MIN_PART_SIZE;
+    this.minPartSize = options.minPartSize ?? S3_MIN_PART_SIZE;
     this.settings = settingsOf(options);
     if (options.client) {
       this.client = options.client;
