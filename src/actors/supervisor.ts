@@ -30,7 +30,7 @@ import {
 } from '../messages/pipeline.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
-import type { ObjectStorage } from '../storage/types.js';
+import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
 import type { MergerInit, ReaderInit, RunInit, UploaderInit } from './pipeline-actors.js';
@@ -58,6 +58,8 @@ export interface SupervisorDeps {
   options: ResolvedCompactorOptions;
   emit: (e: CompactorEvent) => void;
   logger: Logger;
+  /** Where the actors' storages post their S3 request samples (the compactor's metrics). */
+  requestsChannel?: string;
 }
 
 export interface ExecutionResult {
@@ -82,7 +84,10 @@ class RunState {
   readonly open = new Map<string, { key: string; uploadId: string }>();
   sso: { uploadId: string; parts: Map<number, string>; durableBytes: number } | undefined;
   bytesRead = 0;
+  /** Sizes of the completed outputs (the report's bytesWritten). */
   bytesWritten = 0;
+  /** Bytes made durable by parts and PutObjects so far, retries included (the progress). */
+  bytesUploaded = 0;
 
   /** The SSO's durable parts as a fresh uploader resumes them: the complete prefix only. */
   durable(partSize: number): DurableUpload | undefined {
@@ -117,6 +122,12 @@ export class Supervisor {
 
   constructor(private readonly deps: SupervisorDeps) {}
 
+  /** The storage configuration an actor builds its own client from. */
+  private async workerStorage(): Promise<S3StorageConfig> {
+    const config = await this.deps.storage.workerConfig();
+    return this.deps.requestsChannel !== undefined ? { ...config, requestsChannel: this.deps.requestsChannel } : config;
+  }
+
   private actorPool(): ActorPool {
     const { options, budget } = this.deps;
     this.pool ??= new ActorPool({ threads: options.threads, budget, heartbeatTimeoutMs: options.heartbeatTimeoutMs });
@@ -130,7 +141,7 @@ export class Supervisor {
       PLANNER_MODULE,
       'plannerActor',
       {
-        storage: await storage.workerConfig(),
+        storage: await this.workerStorage(),
         candidates: req.candidates,
         streams: req.streams,
         nowMs: req.nowMs,
@@ -167,7 +178,7 @@ export class Supervisor {
     const { storage, options, budget, emit, logger } = this.deps;
     const outputs = outputSpecs(summary, (id) => storage.keyOf(id), ssoId, soIds);
     const settings: PipelineSettings = {
-      storage: await storage.workerConfig(),
+      storage: await this.workerStorage(),
       partSize: options.partSize,
       maxGetSize: Math.min(options.maxGetSize, options.memoryLimit),
       readsInFlight: options.readsInFlight,
@@ -207,7 +218,7 @@ export class Supervisor {
         reader.events$.subscribe((m) => {
           if (m.type === 'progress' && m.bytesRead) {
             state.bytesRead += m.bytesRead;
-            emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten });
+            emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
           }
         }),
         uploader.events$.subscribe((m) => {
@@ -217,6 +228,8 @@ export class Supervisor {
               if (m.dest.kind === 'sso') state.sso = { uploadId: m.uploadId, parts: new Map(), durableBytes: 0 };
               return;
             case 'part.done':
+              state.bytesUploaded += m.bytes;
+              emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
               if (m.dest.kind === 'sso' && state.sso) {
                 state.sso.parts.set(m.partNumber, m.etag);
                 state.sso.durableBytes = Math.max(state.sso.durableBytes, m.durableBytes);
@@ -226,7 +239,8 @@ export class Supervisor {
               state.objectSizes.set(destKey(m.dest), m.objectSize);
               state.open.delete(destKey(m.dest));
               state.bytesWritten += m.objectSize;
-              emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten });
+              state.bytesUploaded += m.putBytes;
+              if (m.putBytes > 0) emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
               return;
             default:
               return;

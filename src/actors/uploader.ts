@@ -143,7 +143,7 @@ export class Uploader {
           while (s.fullPartsDone.has(k + 1)) k++;
           s.durableBytes = k * this.settings.partSize;
         }
-        this.reporter.report({ type: 'part.done', dest: s.spec.dest, partNumber, etag: part.etag, durableBytes: s.durableBytes });
+        this.reporter.report({ type: 'part.done', dest: s.spec.dest, partNumber, etag: part.etag, durableBytes: s.durableBytes, bytes: body.byteLength });
       },
       (err: unknown) => this.fail(err),
     );
@@ -164,7 +164,7 @@ export class Uploader {
       const p = this.retry(() => this.storage.putObject(key, body, { signal: this.signal })).then(
         () => {
           this.releaseBytes(dataBytes);
-          this.reporter.report({ type: 'object.done', dest, key, objectSize });
+          this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: body.byteLength });
         },
         (err: unknown) => this.fail(err),
       );
@@ -180,7 +180,7 @@ export class Uploader {
       this.throwIfFailed();
       const parts = [...s.parts].sort((a, b) => a.partNumber - b.partNumber);
       await this.retry(() => this.storage.completeMultipartUpload(key, uploadId, parts, { signal: this.signal }));
-      this.reporter.report({ type: 'object.done', dest, key, objectSize });
+      this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: 0 });
     }).catch((err: unknown) => this.fail(err));
     this.track(p);
   }

@@ -9,6 +9,8 @@ import type { SqliteMetadataStore } from '../metadata/index.js';
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 import type { S3Storage } from '../storage/s3-storage.js';
 import { CliError, UsageError, unreachableMessage } from './errors.js';
+import { useErrSink } from './output.js';
+import { Terminal } from './progress.js';
 import { parseDuration, parseInteger } from './parse.js';
 
 /** Commander's values of the global options (strings as typed). */
@@ -118,12 +120,17 @@ function positive(flag: string, v: number): number {
 /** Resources of one command, closed in reverse order by `close()`. */
 export class CliContext {
   readonly logger: Logger;
+  /** stderr: log lines and diagnostics, and the progress bar of a long command. */
+  readonly terminal: Terminal;
   private readonly cleanups: ((failed: boolean) => Promise<void> | void)[] = [];
   private storageInstance: S3Storage | undefined;
   private metadataInstance: SqliteMetadataStore | undefined;
 
   constructor(readonly globals: Globals) {
-    this.logger = createLogger({ level: globals.logLevel });
+    this.terminal = new Terminal(process.stderr, !globals.json);
+    this.logger = createLogger({ level: globals.logLevel, destination: this.terminal });
+    useErrSink(this.terminal);
+    this.onClose(() => useErrSink(undefined));
   }
 
   onClose(fn: (failed: boolean) => Promise<void> | void): void {

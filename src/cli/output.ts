@@ -1,11 +1,24 @@
 /** stdout for results (text or --json), stderr for diagnostics; writes that finish before exit. */
+import type { LogSink } from '../observability/logger.js';
+
+/** The command's terminal (see progress.ts): stderr lines go above a progress bar while one shows. */
+let errSink: LogSink | undefined;
+
+export function useErrSink(sink: LogSink | undefined): void {
+  errSink = sink;
+}
 
 export function writeOut(text: string): Promise<void> {
   return write(process.stdout, text.endsWith('\n') ? text : `${text}\n`);
 }
 
 export function writeErr(text: string): Promise<void> {
-  return write(process.stderr, text.endsWith('\n') ? text : `${text}\n`);
+  const line = text.endsWith('\n') ? text : `${text}\n`;
+  if (errSink) {
+    errSink.write(line);
+    return Promise.resolve();
+  }
+  return write(process.stderr, line);
 }
 
 export function writeJson(value: unknown): Promise<void> {

@@ -9,6 +9,8 @@ import { idleReason, planCompaction } from '../plan/index.js';
 import type { CompactionPlan, PlanExclusion, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
 import type { ObjectStorage } from '../storage/types.js';
+import type { S3Storage } from '../storage/s3-storage.js';
+import { listenRequestSamples, type S3RequestSample } from '../storage/request-samples.js';
 import { linkedController } from '../util/async.js';
 import { Supervisor, type ExecutionResult, type PlannerSession } from '../actors/supervisor.js';
 import { MemoryBudget } from '../actors/runtime/index.js';
@@ -51,6 +53,7 @@ export class Compactor {
   private closed = false;
   /** Names this compactor in the node lease, for the one-line error a second one gets. */
   private readonly holder = `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
+  private readonly stopRequestSamples: () => void;
 
   constructor(opts: CompactorOptions) {
     this.options = resolveCompactorOptions(opts);
@@ -60,7 +63,17 @@ export class Compactor {
     // itself, whatever the host's environment says.
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.budget = new MemoryBudget(this.options.memoryLimit);
+    const requestsChannel = `s3sc-requests-${randomUUID()}`;
+    const onRequests = (requests: S3RequestSample[]) => this.events.next({ type: 's3.requests', requests });
+    const stopListening = listenRequestSamples(requestsChannel, onRequests);
+    // The host's storage (commits, deletes on this thread) reports through the same event.
+    const own = (this.storage as Partial<Pick<S3Storage, 'onRequest'>>).onRequest?.call(this.storage, (r) => onRequests([r]));
+    this.stopRequestSamples = () => {
+      stopListening();
+      own?.();
+    };
     this.supervisor = new Supervisor({
+      requestsChannel,
       storage: this.storage,
       budget: this.budget,
       options: this.options,
@@ -369,6 +382,7 @@ export class Compactor {
     this.lifetime.abort(new AbortError('the compactor was closed'));
     await this.running?.catch(() => {});
     await this.supervisor.close();
+    this.stopRequestSamples();
     this.events.complete();
   }
 }

@@ -1,4 +1,5 @@
 import type { CompactorError } from '../errors.js';
+import type { S3RequestSample } from '../storage/request-samples.js';
 
 /** Progress and failure events of a compactor, on `compactor.events$`. */
 export type CompactorEvent =
@@ -16,7 +17,10 @@ export type CompactorEvent =
   | { type: 'iteration.started'; runId: number; iteration: number; attempt: number }
   | { type: 'iteration.finished'; runId: number; iteration: number; attempt: number }
   | { type: 'iteration.failed'; runId: number; iteration: number; attempt: number; error: CompactorError; willRetry: boolean; delayMs: number }
+  /** Running totals of the run: bytes read, and bytes made durable (parts as they complete, retries included). */
   | { type: 'bytes'; runId: number; bytesRead: number; bytesWritten: number }
+  /** S3 request attempts of every thread of this compactor, in batches (for latency and error metrics). */
+  | { type: 's3.requests'; requests: S3RequestSample[] }
   | { type: 'upload.aborted'; runId: number; key: string }
   | { type: 'run.committed'; runId: number; report: CompactionReport }
   /** The run ended without a commit and without an error: `report.idleReason` says why. */

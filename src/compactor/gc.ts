@@ -17,6 +17,8 @@ export interface GarbageCollectionOptions {
   maxUnknownShare?: number;
   nowMs?: number;
   signal?: AbortSignal;
+  /** Told as objects are checked against metadata and uploads aborted (for a progress display). */
+  onProgress?: (p: { phase: 'objects' | 'uploads'; done: number; total: number }) => void;
 }
 
 export interface GarbageCollectionReport {
@@ -76,7 +78,9 @@ export async function collectGarbage(
 
   const listed = (await storage.listObjects({ signal })).filter((o) => ours(o.key));
   const deletedObjects: string[] = [];
+  let checked = 0;
   for (const obj of listed) {
+    opts.onProgress?.({ phase: 'objects', done: checked++, total: listed.length });
     if (!oldEnough(obj.lastModified)) continue;
     const { objectId } = parseObjectKey(obj.key)!;
     if (await metadata.isObjectKnown(objectId)) continue;
@@ -91,7 +95,8 @@ export async function collectGarbage(
     abortedUploads.push({ key: u.key, uploadId: u.uploadId });
   }
   if (!dryRun) {
-    for (const u of abortedUploads) {
+    for (const [i, u] of abortedUploads.entries()) {
+      opts.onProgress?.({ phase: 'uploads', done: i, total: abortedUploads.length });
       await storage.abortMultipartUpload(u.key, u.uploadId, { signal });
     }
   }

@@ -22,7 +22,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import cliProgress from 'cli-progress';
+import { Terminal } from '../cli/progress.js';
+import { humanBytes } from '../util/units.js';
 import { Compactor } from '../compactor/compactor.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import { SqliteMetadataStore } from '../metadata/index.js';
@@ -96,47 +97,41 @@ function server(v: string): 'fauxqs' | 'moto' {
 const fmtMiB = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
 const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-/** Live progress: a cli-progress bar on a TTY, a few plain lines otherwise. */
+/** Live progress: the CLI's bar on a TTY (log lines above it), a few plain lines otherwise. */
 class Progress {
-  private bar: cliProgress.SingleBar | undefined;
+  private readonly terminal = new Terminal(process.stdout);
+  private readonly bar = this.terminal.progress({ label: 'compacting', unit: 'bytes' });
   private total = 0;
+  private iterations = 0;
   private nextLine = 0.25;
-  private readonly tty = Boolean(process.stdout.isTTY);
 
   start(total: number, iterations: number): void {
     this.total = Math.max(1, total);
-    if (this.tty) {
-      this.bar = new cliProgress.SingleBar(
-        {
-          format: 'compacting [{bar}] {percentage}% | {readMiB}/{totalMiB} MiB read | {writtenMiB} MiB written | iteration {iteration}/{iterations} | {speed} MiB/s',
-          hideCursor: true,
-          clearOnComplete: false,
-          fps: 10,
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      this.bar.start(this.total, 0, { readMiB: '0.0', totalMiB: (total / MiB).toFixed(1), writtenMiB: '0.0', iteration: 0, iterations, speed: '0.0' });
-    } else {
-      console.log(`compacting: ${fmtMiB(total)} to read in ${iterations} iteration(s)`);
+    this.iterations = iterations;
+    if (this.terminal.isTTY) this.bar.start(total, `iter 1/${iterations}`);
+    else console.log(`compacting: ${fmtMiB(total)} to read in ${iterations} iteration(s)`);
+  }
+
+  /** `iteration`: the one in progress, from 1. */
+  update(read: number, written: number, iteration: number, elapsedMs: number): void {
+    if (this.terminal.isTTY) {
+      this.bar.update(read, `iter ${Math.min(iteration, this.iterations)}/${this.iterations}, wrote ${humanBytes(written)}`);
+      return;
+    }
+    const speed = elapsedMs > 0 ? read / MiB / (elapsedMs / 1000) : 0;
+    while (Math.min(read, this.total) / this.total >= this.nextLine && this.nextLine <= 1) {
+      console.log(`  ${Math.round(this.nextLine * 100)}%: ${fmtMiB(read)} read, ${fmtMiB(written)} written, ${fmtS(elapsedMs)}, ${speed.toFixed(1)} MiB/s`);
+      this.nextLine += 0.25;
     }
   }
 
-  update(read: number, written: number, iteration: number, elapsedMs: number): void {
-    const value = Math.min(read, this.total);
-    const speed = elapsedMs > 0 ? read / MiB / (elapsedMs / 1000) : 0;
-    if (this.bar) {
-      this.bar.update(value, { readMiB: (read / MiB).toFixed(1), writtenMiB: (written / MiB).toFixed(1), iteration: iteration + 1, speed: speed.toFixed(1) });
-    } else {
-      while (value / this.total >= this.nextLine && this.nextLine <= 1) {
-        console.log(`  ${Math.round(this.nextLine * 100)}%: ${fmtMiB(read)} read, ${fmtMiB(written)} written, ${fmtS(elapsedMs)}, ${speed.toFixed(1)} MiB/s`);
-        this.nextLine += 0.25;
-      }
-    }
+  /** A line above the bar. */
+  log(line: string): void {
+    this.terminal.write(`${line}\n`);
   }
 
   stop(): void {
-    this.bar?.stop();
-    this.bar = undefined;
+    this.bar.stop();
   }
 }
 
@@ -200,6 +195,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     const p = progress;
     let compactStart = 0;
     let iteration = 0;
+    let read = 0;
+    let written = 0;
     let planned: Extract<CompactorEvent, { type: 'run.planned' }> | undefined;
     let rssPeakSampled = process.memoryUsage.rss();
     const sub = compactor.events$.subscribe((e) => {
@@ -208,19 +205,21 @@ export async function main(argv: readonly string[]): Promise<number> {
           planned = e;
           p.start(e.bytesToRead, e.iterations);
           break;
-        case 'iteration.started':
-          iteration = e.iteration;
+        case 'iteration.finished':
+          // Iterations start ahead of their data (the reader queues them): count the finished ones.
+          iteration = Math.max(iteration, e.iteration + 1);
           break;
         case 'bytes':
-          p.update(e.bytesRead, e.bytesWritten, iteration, performance.now() - compactStart);
+          written = e.bytesWritten;
+          read = e.bytesRead;
           break;
         case 'iteration.failed':
-          p.stop();
-          console.log(`  iteration ${e.iteration} attempt ${e.attempt} failed: ${e.error.message}${e.willRetry ? ` (retrying in ${e.delayMs} ms)` : ''}`);
+          p.log(`  iteration ${e.iteration} attempt ${e.attempt} failed: ${e.error.message}${e.willRetry ? ` (retrying in ${e.delayMs} ms)` : ''}`);
           break;
         default:
           break;
       }
+      if (e.type === 'bytes' || e.type === 'iteration.finished') p.update(read, written, iteration + 1, performance.now() - compactStart);
     });
     const rssTimer = setInterval(() => {
       rssPeakSampled = Math.max(rssPeakSampled, process.memoryUsage.rss());

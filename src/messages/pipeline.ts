@@ -102,8 +102,10 @@ export type MergerToUploader =
 export type ActorReport =
   | { type: 'progress'; iteration: number; bytesRead?: number; bytesWritten?: number }
   | { type: 'upload.started'; dest: Dest; key: string; uploadId: string }
-  | { type: 'part.done'; dest: Dest; partNumber: number; etag: string; durableBytes: number }
-  | { type: 'object.done'; dest: Dest; key: string; objectSize: number }
+  /** `bytes`: the part's size, durable from now on. */
+  | { type: 'part.done'; dest: Dest; partNumber: number; etag: string; durableBytes: number; bytes: number }
+  /** `putBytes`: bytes this last request made durable (the object for a PutObject, 0 for a completion). */
+  | { type: 'object.done'; dest: Dest; key: string; objectSize: number; putBytes: number }
   | { type: 'iteration.done'; iteration: number };
 
 export type ReaderReport = Extract<ActorReport, { type: 'progress' }>;

@@ -1,18 +1,21 @@
-/** A tiny HTTP server for Prometheus scrapes: GET /metrics on node:http, nothing else. */
+/**
+ * The HTTP endpoint for Prometheus scrapes: GET /metrics on node:http, nothing else (prom-client
+ * brings the registry and the text format, not a server).
+ */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PROMETHEUS_CONTENT_TYPE, type MetricsRegistry } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface MetricsServerOptions {
   /** 0 picks a free port (see `port` on the result). */
   port: number;
   /** Default 127.0.0.1: exposing metrics beyond the host is an explicit choice. */
   host?: string;
-  registry: MetricsRegistry;
+  registry: Registry;
   /** Default '/metrics'. */
   path?: string;
-  /** Told about a scrape-time collector that failed (its metric is left out of that scrape). */
-  onError?: (err: unknown, metric?: string) => void;
+  /** Told about a scrape that failed (answered with HTTP 500). */
+  onError?: (err: unknown) => void;
 }
 
 export interface MetricsServer {
@@ -40,10 +43,10 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
       return;
     }
     opts.registry
-      .render((metric, err) => opts.onError?.(err, metric))
+      .metrics()
       .then(
         (body) => {
-          res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) });
+          res.writeHead(200, { 'content-type': opts.registry.contentType, 'content-length': Buffer.byteLength(body) });
           res.end(req.method === 'HEAD' ? undefined : body);
         },
         (err: unknown) => {

@@ -18,6 +18,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AbortError, CompactorError, OptionsError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
 import { S3_MIN_PART_SIZE } from './part-size.js';
+import { instrumentClient, RequestSampleSender, type S3RequestListener } from './request-samples.js';
 import { abortReason, backoffDelay, linkedController, onAbort, raceAbort, sleep } from '../util/async.js';
 import type {
   CompletedPart,
@@ -400,6 +401,9 @@ export class S3Storage implements ObjectStorage {
   private readonly options: S3StorageOptions;
   private readonly endpointForMessages: string | undefined;
   private closed = false;
+  private readonly requestListeners = new Set<S3RequestListener>();
+  private readonly uninstrument: () => void;
+  private sampleSender: RequestSampleSender | undefined;
 
   constructor(options: S3StorageOptions) {
     validateOptions(options);
@@ -425,11 +429,23 @@ export class S3Storage implements ObjectStorage {
       this.ownsClient = true;
       this.endpointForMessages = options.endpoint;
     }
+    this.uninstrument = instrumentClient(this.client, (sample) => {
+      for (const l of this.requestListeners) l(sample);
+    });
+  }
+
+  /**
+   * Told about every S3 request attempt of this storage (operation, latency, error code), for
+   * metrics. Returns the unsubscriber.
+   */
+  onRequest(listener: S3RequestListener): () => void {
+    this.requestListeners.add(listener);
+    return () => this.requestListeners.delete(listener);
   }
 
   /** Builds a storage (with its own client) from plain configuration, e.g. in a worker thread. */
   static fromConfig(config: S3StorageConfig): S3Storage {
-    return new S3Storage({
+    const storage = new S3Storage({
       bucket: config.bucket,
       namespace: config.namespace,
       region: config.region,
@@ -440,6 +456,11 @@ export class S3Storage implements ObjectStorage {
       ...(config.maxAttempts !== undefined ? { maxAttempts: config.maxAttempts } : {}),
       ...(config.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: config.retryBaseDelayMs } : {}),
     });
+    if (config.requestsChannel !== undefined) {
+      storage.sampleSender = new RequestSampleSender(config.requestsChannel);
+      storage.onRequest(storage.sampleSender.push);
+    }
+    return storage;
   }
 
   keyOf(objectId: number): string {
@@ -846,6 +867,9 @@ export class S3Storage implements ObjectStorage {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.sampleSender?.close();
+    this.requestListeners.clear();
+    this.uninstrument();
     if (this.ownsClient) this.client.destroy();
   }
 }

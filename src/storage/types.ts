@@ -36,6 +36,8 @@ export interface S3StorageConfig {
   maxAttempts?: number;
   /** Base delay between retries. Default 100 ms (the SDK's); tests use a few ms. */
   retryBaseDelayMs?: number;
+  /** A BroadcastChannel to post request samples to (the compactor's metrics), when set. */
+  requestsChannel?: string;
 }
 
 /** What the compactor, the ingest path and GC need from object storage. */

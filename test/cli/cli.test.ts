@@ -352,8 +352,8 @@ describe('compact --watch', () => {
       // At least one (noop) run: everything was compacted above.
       await waitFor(() => (/nothing to compact/.test(stdout) ? true : undefined), 15_000);
       const body = await (await fetch(url)).text();
-      expect(body).toMatch(/^s3sc_runs_total\{result="noop"\} [1-9]/m);
-      expect(body).toMatch(/^s3sc_budget_limit_bytes 209715200$/m);
+      expect(body).toMatch(/^s3sc_runs_total\{node="3",result="noop"\} [1-9]/m);
+      expect(body).toMatch(/^s3sc_budget_limit_bytes\{node="3"\} 209715200$/m);
       expect(body).toMatch(/^s3sc_compaction_delay_seconds\{node="3"\} [0-9.]+$/m);
       child.kill('SIGINT');
       expect(await exited).toBe(130);

@@ -3,7 +3,10 @@
  * threads), scraped over HTTP from startMetricsServer; the registry's text exposition.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { attachMetrics, Counter, formatLogLine, MetricsRegistry, startMetricsServer, type MetricsServer } from '../../src/observability/index.js';
+import { createRequire } from 'node:module';
+import { Counter, Registry } from 'prom-client';
+import { filter, firstValueFrom } from 'rxjs';
+import { attachMetrics, createLogger, METRIC_NAMES, MetricsRegistry, startMetricsServer, type MetricsServer } from '../../src/observability/index.js';
 import { createTestNode, type TestNode } from '../support/node.js';
 
 let node: TestNode | undefined;
@@ -27,11 +30,21 @@ function parse(body: string): Map<string, number> {
   return out;
 }
 
+interface Family {
+  name: string;
+  type: string;
+  metrics: { value?: string; labels?: Record<string, string>; buckets?: Record<string, string> }[];
+}
+/** A Prometheus text-format parser (not ours): the exposition must be valid for it. */
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
+
+let lastBody = '';
 async function scrape(s: MetricsServer): Promise<Map<string, number>> {
   const res = await fetch(s.url);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
-  return parse(await res.text());
+  lastBody = await res.text();
+  return parse(lastBody);
 }
 
 describe('attachMetrics + startMetricsServer', () => {
@@ -51,24 +64,46 @@ describe('attachMetrics + startMetricsServer', () => {
     expect(before.get('s3sc_compaction_delay_seconds{node="1"}')).toBeGreaterThanOrEqual(3600);
     expect(before.get('s3sc_compaction_delay_seconds{node="1"}')).toBeLessThan(3700);
     expect(before.get('s3sc_stream_set_objects{node="1"}')).toBe(3);
-    expect(before.get('s3sc_runs_total{result="committed"}')).toBe(0);
-    expect(before.get('s3sc_bytes_read_total')).toBe(0);
-    expect(before.get('s3sc_budget_limit_bytes')).toBe(24 * 1024);
-    expect(before.get('s3sc_budget_in_use_bytes')).toBe(0);
+    expect(before.get('s3sc_runs_total{node="1",result="committed"}')).toBe(0);
+    expect(before.get('s3sc_bytes_read_total{node="1"}')).toBe(0);
+    expect(before.get('s3sc_budget_limit_bytes{node="1"}')).toBe(24 * 1024);
+    expect(before.get('s3sc_budget_in_use_bytes{node="1"}')).toBe(0);
 
+    const sawReaderGets = firstValueFrom(
+      compactor.events$.pipe(filter((e) => e.type === 's3.requests' && e.requests.filter((r) => r.operation === 'GetObject').length > 1)),
+    );
     const report = await compactor.compactOnce();
     expect(report.committed, JSON.stringify(report.skipped)).toBe(true);
+    // Worker threads post their S3 request samples in batches: the reader's GETs arrive by an event.
+    await sawReaderGets;
     const after = await scrape(server);
-    expect(after.get('s3sc_runs_total{result="committed"}')).toBe(1);
-    expect(after.get('s3sc_runs_total{result="failed"}')).toBe(0);
-    expect(after.get('s3sc_bytes_read_total')).toBe(report.bytesRead);
-    expect(after.get('s3sc_bytes_written_total')).toBe(report.bytesWritten);
-    expect(after.get('s3sc_iterations_total')).toBe(report.iterations);
+    expect(after.get('s3sc_runs_total{node="1",result="committed"}')).toBe(1);
+    expect(after.get('s3sc_runs_total{node="1",result="failed"}')).toBe(0);
+    expect(after.get('s3sc_bytes_read_total{node="1"}')).toBe(report.bytesRead);
+    // No restart: the bytes made durable part by part add up to the outputs' sizes.
+    expect(report.restarts).toBe(0);
+    expect(after.get('s3sc_bytes_written_total{node="1"}')).toBe(report.bytesWritten);
+    expect(after.get('s3sc_iterations_total{node="1"}')).toBe(report.iterations);
     expect(report.iterations).toBeGreaterThan(1);
-    expect(after.get('s3sc_restarts_total')).toBe(report.restarts);
-    expect(after.get('s3sc_aborted_uploads_total')).toBe(0);
-    expect(after.get('s3sc_budget_in_use_bytes')).toBe(0);
-    expect(after.get('s3sc_budget_peak_bytes')).toBe(report.peakBudgetBytes);
+    expect(after.get('s3sc_restarts_total{node="1"}')).toBe(0);
+    expect(after.get('s3sc_aborted_uploads_total{node="1"}')).toBe(0);
+    expect(after.get('s3sc_budget_in_use_bytes{node="1"}')).toBe(0);
+    expect(after.get('s3sc_budget_peak_bytes{node="1"}')).toBe(report.peakBudgetBytes);
+
+    // Valid exposition for a real parser; histograms, process metrics, the node label everywhere.
+    const families = parsePrometheus(lastBody);
+    const byName = new Map(families.map((f) => [f.name, f]));
+    for (const name of METRIC_NAMES) expect(byName.has(name), name).toBe(true);
+    for (const f of families.filter((f) => f.name.startsWith('s3sc_') && f.type !== 'HISTOGRAM')) {
+      for (const m of f.metrics) expect(m.labels?.node, f.name).toBe('1');
+    }
+    expect(byName.get('s3sc_run_duration_seconds')?.type).toBe('HISTOGRAM');
+    expect(byName.get('s3sc_s3_request_duration_seconds')?.type).toBe('HISTOGRAM');
+    expect(after.get('s3sc_run_duration_seconds_count{node="1",result="committed"}')).toBe(1);
+    // Requests of every thread: the planner's and reader's GETs, the uploader's parts or PUTs.
+    expect(after.get('s3sc_s3_request_duration_seconds_count{node="1",operation="GetObject"}')).toBeGreaterThan(0);
+    expect(byName.get('process_cpu_seconds_total')?.type).toBe('COUNTER');
+    expect(byName.has('nodejs_eventloop_lag_seconds')).toBe(true);
     // Regression (issue #11): the merged SSO keeps the oldest dataTimeMs of what it replaced, and
     // the delay kept growing after a full compaction. It counts only SSOs waiting for compaction.
     const ssoLeft = report.newObjectId >= 0;
@@ -80,43 +115,49 @@ describe('attachMetrics + startMetricsServer', () => {
     expect(waiting.get('s3sc_compaction_delay_seconds{node="1"}')).toBeGreaterThanOrEqual(120);
     expect(waiting.get('s3sc_compaction_delay_seconds{node="1"}')).toBeLessThan(3600);
 
-    expect(after.get('s3sc_last_run_duration_seconds{result="committed"}')).toBeCloseTo(report.durationMs / 1000, 3);
+    expect(after.get('s3sc_last_run_duration_seconds{node="1",result="committed"}')).toBeCloseTo(report.durationMs / 1000, 3);
     const idle = await compactor.compactOnce();
     const noop = await scrape(server);
-    expect(noop.get('s3sc_runs_total{result="noop"}')).toBe(1);
+    expect(noop.get('s3sc_runs_total{node="1",result="noop"}')).toBe(1);
     // Every run has its duration, labelled by outcome (issue #11: only committed runs had one).
-    expect(noop.get('s3sc_last_run_duration_seconds{result="noop"}')).toBeCloseTo(idle.durationMs / 1000, 3);
-    expect(noop.get('s3sc_bytes_read_total')).toBe(report.bytesRead);
+    expect(noop.get('s3sc_last_run_duration_seconds{node="1",result="noop"}')).toBeCloseTo(idle.durationMs / 1000, 3);
+    expect(noop.get('s3sc_run_duration_seconds_count{node="1",result="noop"}')).toBe(1);
+    expect(noop.get('s3sc_bytes_read_total{node="1"}')).toBe(report.bytesRead);
 
+    // Detach removes the compactor's metrics: a new compactor can attach to the same registry.
     detach();
     await compactor.close();
-    // After detach, nothing changes.
-    expect((await scrape(server)).get('s3sc_runs_total{result="committed"}')).toBe(1);
+    const gone = await scrape(server);
+    expect([...gone.keys()].some((k) => k.startsWith('s3sc_'))).toBe(false);
+    expect(gone.has('process_cpu_seconds_total')).toBe(true);
     await node.verify();
   });
 
-  it('counts a failed run', async () => {
+  it('counts a failed run, and a failing collector leaves its metric out, not the scrape', async () => {
     node = await createTestNode('metrics-fail', { streams: [1] });
     await node.writeStreams({ 1: { n: 3, size: 100 } });
     await node.writeStreams({ 1: { n: 3, size: 100 } });
     const compactor = node.compactor();
-    const { registry } = attachMetrics(compactor, node.metadata, node.nodeId);
+    const errors: string[] = [];
+    // A host's own registry: no default metrics are added to it.
+    const host = new Registry();
+    const { registry } = attachMetrics(compactor, node.metadata, node.nodeId, { registry: host, onCollectError: (name) => errors.push(name) });
+    expect(registry).toBe(host);
     // Metadata goes away under the compactor: the run fails.
     await node.metadata.close();
     await expect(compactor.compactOnce()).rejects.toThrow();
-    const values = parse(await registry.render());
-    expect(values.get('s3sc_runs_total{result="failed"}')).toBe(1);
-    expect(values.get('s3sc_last_run_duration_seconds{result="failed"}')).toBeGreaterThan(0);
-    // The delay collector fails on a closed store: that metric is left out, the scrape still works.
-    const errors: string[] = [];
-    const body = await registry.render((name) => errors.push(name));
-    expect(body).toContain('s3sc_runs_total');
+    const values = parse(await registry.metrics());
+    expect(values.get('s3sc_runs_total{node="1",result="failed"}')).toBe(1);
+    expect(values.get('s3sc_last_run_duration_seconds{node="1",result="failed"}')).toBeGreaterThan(0);
+    expect(values.has('s3sc_compaction_delay_seconds{node="1"}')).toBe(false);
     expect(errors).toContain('s3sc_compaction_delay_seconds');
+    expect([...values.keys()].some((k) => k.startsWith('process_'))).toBe(false);
+    await compactor.close();
   });
 
   it('answers 404 elsewhere and 405 for other methods, and closes', async () => {
     const registry = new MetricsRegistry();
-    registry.counter('x_total', 'x').inc(2);
+    new Counter({ name: 'x_total', help: 'x', registers: [registry] }).inc(2);
     server = await startMetricsServer({ port: 0, registry });
     expect(await (await fetch(server.url)).text()).toContain('x_total 2');
     expect((await fetch(server.url.replace('/metrics', '/'))).status).toBe(404);
@@ -128,27 +169,14 @@ describe('attachMetrics + startMetricsServer', () => {
   });
 });
 
-describe('MetricsRegistry', () => {
-  it('renders Prometheus text exposition with labels escaped', async () => {
-    const r = new MetricsRegistry();
-    const c = r.counter('a_total', 'help with \\ and\nnewline', [{ result: 'ok' }]);
-    c.inc(1, { result: 'ok' });
-    c.inc(2, { result: 'we"ird\\' });
-    r.gauge('b', 'a gauge', (g) => g.set(1.5));
-    expect(await r.render()).toBe(
-      '# HELP a_total help with \\\\ and\\nnewline\n# TYPE a_total counter\na_total{result="ok"} 1\na_total{result="we\\"ird\\\\"} 2\n' +
-        '# HELP b a gauge\n# TYPE b gauge\nb 1.5\n',
-    );
-    expect(() => c.inc(-1)).toThrow(RangeError);
-    expect(() => r.counter('a_total', 'again')).toThrow(/already registered/);
-    expect(() => new Counter('bad name', 'x')).toThrow(/invalid metric name/);
-  });
-});
-
-describe('formatLogLine', () => {
-  it('prints pino JSON as a human line', () => {
-    const line = formatLogLine(JSON.stringify({ level: 40, time: '2026-01-02T03:04:05.678Z', msg: 'iteration failed', runId: 3, err: { message: 'boom', code: 'ERR_X' } }));
-    expect(line).toBe('03:04:05.678 WARN  iteration failed runId=3 err="ERR_X: boom"\n');
-    expect(formatLogLine('not json')).toBe('not json\n');
+describe('createLogger (pino-pretty on a terminal)', () => {
+  it('prints one human line per entry, an error as its code and message', () => {
+    const lines: string[] = [];
+    const log = createLogger({ format: 'pretty', color: false, destination: { write: (l: string) => lines.push(l) } });
+    log.warn({ runId: 3, err: Object.assign(new Error('boom'), { code: 'ERR_X' }) }, 'iteration failed');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: iteration failed .*"runId":3/);
+    expect(lines[0]).toContain('ERR_X: boom');
+    expect(lines[0]).not.toContain('    at ');
   });
 });

@@ -1,4 +1,3 @@
-import cliProgress from 'cli-progress';
 import type { Subscription } from 'rxjs';
 import { Compactor } from '../../compactor/compactor.js';
 import type { CompactionReport, CompactorEvent } from '../../compactor/events.js';
@@ -8,7 +7,7 @@ import type { CliContext } from '../context.js';
 import { CliError, EXIT_OK, describeFailure } from '../errors.js';
 import { parseTunables } from '../options.js';
 import { writeErr, writeJson, writeOut } from '../output.js';
-import { humanBytes } from '../../util/units.js';
+import { humanBytes, humanDuration } from '../../util/units.js';
 
 export interface CompactFlags extends Record<string, unknown> {
   watch?: boolean;
@@ -35,12 +34,14 @@ export async function compactCommand(ctx: CliContext, flags: CompactFlags): Prom
   const compactor = await openCompactor(ctx, flags);
   const g = ctx.globals;
   if (g.metricsPort !== undefined) {
-    const { detach, registry } = attachMetrics(compactor, compactor.metadata, g.nodeId);
+    const { detach, registry } = attachMetrics(compactor, compactor.metadata, g.nodeId, {
+      onCollectError: (metric, err) => ctx.logger.warn({ err, metric }, 'metrics collection failed'),
+    });
     const server = await startMetricsServer({
       port: g.metricsPort,
       host: g.metricsHost,
       registry,
-      onError: (err, metric) => ctx.logger.warn({ err, metric }, 'metrics collection failed'),
+      onError: (err) => ctx.logger.warn({ err }, 'metrics scrape failed'),
     });
     ctx.onClose(async () => {
       detach();
@@ -58,7 +59,7 @@ async function once(ctx: CliContext, compactor: Compactor, progressAllowed: bool
   const onSignal = () => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const bar = progressAllowed && !g.json && process.stderr.isTTY ? progressBar(compactor) : undefined;
+  const bar = progressAllowed ? progressBar(ctx, compactor) : undefined;
   try {
     const report = await compactor.compactOnce({ signal: controller.signal });
     bar?.stop();
@@ -131,38 +132,32 @@ async function onWatchEvent(ctx: CliContext, e: CompactorEvent): Promise<void> {
   }
 }
 
-function progressBar(compactor: Compactor): { stop(): void } {
-  const bar = new cliProgress.SingleBar(
-    {
-      format: 'compacting [{bar}] {percentage}% | read {read} of {total_h} | written {written} | iteration {iter}/{iters}',
-      stream: process.stderr,
-      hideCursor: true,
-      clearOnComplete: true,
-      barsize: 30,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  let started = false;
-  let iter = 0;
+/** The run's progress: bytes read of the plan's total, bytes durable, the iteration. */
+function progressBar(ctx: CliContext, compactor: Compactor): { stop(): void } {
+  const bar = ctx.terminal.progress({ label: 'compacting', unit: 'bytes' });
   let iters = 0;
+  let iter = 0;
+  let written = 0;
+  const detail = () => `iter ${iter}/${iters}, wrote ${humanBytes(written)}`;
   let sub: Subscription | undefined = compactor.events$.subscribe((e) => {
     if (e.type === 'run.planned' && e.iterations > 0) {
       iters = e.iterations;
-      bar.start(Math.max(1, e.bytesToRead), 0, { read: humanBytes(0), total_h: humanBytes(e.bytesToRead), written: humanBytes(0), iter: 0, iters });
-      started = true;
-    } else if (started && e.type === 'bytes') {
-      bar.update(e.bytesRead, { read: humanBytes(e.bytesRead), written: humanBytes(e.bytesWritten) });
-    } else if (started && e.type === 'iteration.started') {
-      iter = e.iteration + 1;
-      bar.update({ iter, iters });
+      iter = 1;
+      bar.start(e.bytesToRead, detail());
+    } else if (e.type === 'bytes') {
+      written = e.bytesWritten;
+      bar.update(e.bytesRead, detail());
+    } else if (e.type === 'iteration.finished') {
+      // Iterations start ahead of their data (the reader queues them): count the finished ones.
+      iter = Math.min(iters, Math.max(iter, e.iteration + 2));
+      bar.update(undefined, detail());
     }
   });
   return {
     stop() {
       sub?.unsubscribe();
       sub = undefined;
-      if (started) bar.stop();
-      started = false;
+      bar.stop();
     },
   };
 }
@@ -170,21 +165,19 @@ function progressBar(compactor: Compactor): { stop(): void } {
 export function formatReport(r: CompactionReport, nodeId: number): string {
   const out: string[] = [];
   if (!r.committed) {
-    out.push(`${r.idleReason ?? `nothing to compact for node ${nodeId}`} (${(r.durationMs / 1000).toFixed(2)} s)`);
+    out.push(`${r.idleReason ?? `nothing to compact for node ${nodeId}`} (${humanDuration(r.durationMs)})`);
   } else {
     const outputs: string[] = [];
     if (r.newObjectId >= 0) outputs.push(`SSO ${r.newObjectId}`);
     if (r.streamObjects.length > 0) outputs.push(`${r.streamObjects.length} stream object(s)`);
     out.push(`committed: ${r.compactedObjectIds.length} SSO(s) compacted into ${outputs.join(' and ') || 'nothing (all data was trimmed or deleted)'}`);
-    out.push(`  compacted: ${list(r.compactedObjectIds)}`);
+    out.push(`  compacted: ${list(r.compactedObjectIds, 12)}`);
     for (const so of r.streamObjects.slice(0, 20)) {
       out.push(`  stream object ${so.objectId}: stream ${so.streamId} [${so.startOffset}, ${so.endOffset}), ${humanBytes(so.objectSize)}`);
     }
     if (r.streamObjects.length > 20) out.push(`  … ${r.streamObjects.length - 20} more stream object(s)`);
-    out.push(
-      `  read ${humanBytes(r.bytesRead)}, wrote ${humanBytes(r.bytesWritten)} in ${r.iterations} iteration(s), ${r.restarts} restart(s), ` +
-        `${(r.durationMs / 1000).toFixed(2)} s; peak memory ${humanBytes(r.peakBudgetBytes)}`,
-    );
+    out.push(`  read ${humanBytes(r.bytesRead)}, wrote ${humanBytes(r.bytesWritten)} in ${humanDuration(r.durationMs)} (${humanBytes(Math.round(r.bytesRead / Math.max(0.001, r.durationMs / 1000)))}/s)`);
+    out.push(`  ${r.iterations} iteration(s), ${r.restarts} restart(s), peak memory ${humanBytes(r.peakBudgetBytes)}`);
   }
   for (const s of r.skipped) out.push(`  skipped SSO ${s.objectId}: ${s.reason}`);
   if (r.deferred.length > 0) out.push(`  deferred ${r.deferred.length} SSO(s) to the next run: ${r.deferred[0]!.reason}`);

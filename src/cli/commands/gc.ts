@@ -9,7 +9,20 @@ export async function gcCommand(ctx: CliContext, flags: { dryRun?: boolean; forc
   const metadata = await ctx.metadata({ mustExist: true });
   const storage = await ctx.storage();
   const dryRun = flags.dryRun === true;
-  const report = await collectGarbage(storage, metadata, { safetyAgeMs, dryRun, force: flags.force === true });
+  const bar = ctx.terminal.progress({ label: 'gc', unit: 'items' });
+  let phase: string | undefined;
+  const report = await collectGarbage(storage, metadata, {
+    safetyAgeMs,
+    dryRun,
+    force: flags.force === true,
+    onProgress: (p) => {
+      if (p.phase !== phase) {
+        phase = p.phase;
+        bar.start(p.total, p.phase === 'objects' ? 'objects checked against metadata' : 'unfinished uploads aborted');
+      }
+      bar.update(p.done + 1);
+    },
+  }).finally(() => bar.stop());
   if (ctx.globals.json) {
     await writeJson({ ...report, safetyAgeMs });
     return EXIT_OK;

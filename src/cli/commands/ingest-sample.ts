@@ -57,38 +57,45 @@ export async function ingestSampleCommand(ctx: CliContext, flags: IngestSampleFl
   const uploaded: UploadedStreamSetObject[] = [];
   let written = 0;
   const perObject = Math.floor(totalBytes / nObjects);
-  for (let o = 0; o < nObjects; o++) {
-    const budget = o === nObjects - 1 ? totalBytes - written : perObject;
-    const records: StreamRecord[] = [];
-    let used = 0;
-    for (let i = 0; i < nStreams; i++) {
-      // Every stream gets a share; the last stream takes the rounding remainder.
-      let share = i === nStreams - 1 ? budget - used : Math.floor((budget * weights[i]!) / weightSum);
-      if (share <= 0) continue;
-      used += share;
-      const streamId = streamIds[i]!;
-      while (share > 0) {
-        const size = Math.min(share, Math.max(1, Math.round(recordSize * (0.5 + rnd()))));
-        const payload = new Uint8Array(size);
-        for (let b = 0; b < size; b += 4) {
-          const v = (rnd() * 4294967296) >>> 0;
-          payload[b] = v & 0xff;
-          if (b + 1 < size) payload[b + 1] = (v >>> 8) & 0xff;
-          if (b + 2 < size) payload[b + 2] = (v >>> 16) & 0xff;
-          if (b + 3 < size) payload[b + 3] = v >>> 24;
+  const bar = ctx.terminal.progress({ label: 'ingesting', unit: 'bytes' });
+  bar.start(totalBytes, `0/${nObjects} objects`);
+  try {
+    for (let o = 0; o < nObjects; o++) {
+      const budget = o === nObjects - 1 ? totalBytes - written : perObject;
+      const records: StreamRecord[] = [];
+      let used = 0;
+      for (let i = 0; i < nStreams; i++) {
+        // Every stream gets a share; the last stream takes the rounding remainder.
+        let share = i === nStreams - 1 ? budget - used : Math.floor((budget * weights[i]!) / weightSum);
+        if (share <= 0) continue;
+        used += share;
+        const streamId = streamIds[i]!;
+        while (share > 0) {
+          const size = Math.min(share, Math.max(1, Math.round(recordSize * (0.5 + rnd()))));
+          const payload = new Uint8Array(size);
+          for (let b = 0; b < size; b += 4) {
+            const v = (rnd() * 4294967296) >>> 0;
+            payload[b] = v & 0xff;
+            if (b + 1 < size) payload[b + 1] = (v >>> 8) & 0xff;
+            if (b + 2 < size) payload[b + 2] = (v >>> 16) & 0xff;
+            if (b + 3 < size) payload[b + 3] = v >>> 24;
+          }
+          const count = 1 + Math.floor(rnd() * 10);
+          const base = nextOffset.get(streamId)!;
+          records.push({ streamId, epoch: 0, baseOffset: base, count, payload });
+          nextOffset.set(streamId, base + count);
+          share -= size;
         }
-        const count = 1 + Math.floor(rnd() * 10);
-        const base = nextOffset.get(streamId)!;
-        records.push({ streamId, epoch: 0, baseOffset: base, count, payload });
-        nextOffset.set(streamId, base + count);
-        share -= size;
       }
+      if (records.length === 0) continue;
+      const sso = await uploadStreamSetObject({ storage, metadata, nodeId: g.nodeId, records, blockSize });
+      written += used;
+      uploaded.push(sso);
+      ctx.logger.info({ objectId: sso.objectId, bytes: sso.objectSize, streams: sso.streamRanges.length }, 'uploaded sample SSO');
+      bar.update(written, `${o + 1}/${nObjects} objects`);
     }
-    if (records.length === 0) continue;
-    const sso = await uploadStreamSetObject({ storage, metadata, nodeId: g.nodeId, records, blockSize });
-    written += used;
-    uploaded.push(sso);
-    ctx.logger.info({ objectId: sso.objectId, bytes: sso.objectSize, streams: sso.streamRanges.length }, 'uploaded sample SSO');
+  } finally {
+    bar.stop();
   }
 
   if (g.json) {

@@ -48,60 +48,77 @@ export async function verifyCommand(ctx: CliContext, flags: { concurrency: strin
   };
 
   const streams = ((await metadata.listStreams?.()) ?? []).filter((s) => s.state !== 'deleted');
-  await forEachConcurrent(streams, concurrency, async (s) => {
-    report.streams.checked++;
-    let next = s.startOffset;
-    let first = true;
-    try {
-      for await (const r of readStream({ storage, metadata, streamId: s.streamId, startOffset: s.startOffset, endOffset: s.endOffset })) {
-        // Offsets may be sparse (compacted topics): a gap between records is legal, going back is not.
-        if (!first && r.baseOffset < next) {
-          fail('stream', s.streamId, `stream ${s.streamId}: read a record at [${r.baseOffset}, ${r.baseOffset + r.count}) after offset ${next}: records overlap or go back`);
-          return;
-        }
-        if (!first && r.baseOffset > next) report.streams.gaps++;
-        first = false;
-        report.streams.records++;
-        next = r.baseOffset + r.count;
-      }
-      if (next < s.endOffset) fail('stream', s.streamId, `stream ${s.streamId}: reads end at offset ${next}, metadata says ${s.endOffset} (offsets ${next}..${s.endOffset - 1} missing)`);
-      else report.streams.offsets += s.endOffset - s.startOffset;
-    } catch (err) {
-      fail('stream', s.streamId, `stream ${s.streamId}: read failed: ${describeFailure(err, endpoint).message}`);
-    }
-  });
-
   const live = (await metadata.listAllLiveObjects?.()) ?? { streamSetObjects: [], streamObjects: [] };
-  const objects: { objectId: number; objectSize: number; kind: 'sso' | 'so'; ranges: StreamRange[] }[] = [
-    ...live.streamSetObjects.map((o) => ({ objectId: o.objectId, objectSize: o.objectSize, kind: 'sso' as const, ranges: o.ranges })),
-    ...live.streamObjects.map((o) => ({
-      objectId: o.objectId,
-      objectSize: o.objectSize,
-      kind: 'so' as const,
-      ranges: [{ streamId: o.streamId, startOffset: o.startOffset, endOffset: o.endOffset }],
-    })),
-  ];
-  await forEachConcurrent(objects, concurrency, async (o) => {
-    const key = storage.keyOf(o.objectId);
-    const what = `${o.kind === 'sso' ? 'stream set object' : 'stream object'} ${o.objectId} (${key})`;
-    report.objects.checked++;
-    if (o.kind === 'sso') report.objects.streamSetObjects++;
-    else report.objects.streamObjects++;
-    try {
-      const head = await storage.headObject(key);
-      if (!head) return fail('object', o.objectId, `${what}: missing from the bucket`);
-      if (head.size !== o.objectSize) return fail('object', o.objectId, `${what}: ${head.size} bytes in storage, metadata says ${o.objectSize}`);
-      const bytes = await storage.getObject(key);
-      report.objects.bytes += bytes.byteLength;
-      const { entries } = decodeObject(bytes, key);
-      for (const problem of indexProblems(entries, o.ranges)) fail('object', o.objectId, `${what}: ${problem}`);
-      if (o.kind === 'so' && entries.some((e) => e.streamId !== o.ranges[0]!.streamId)) {
-        fail('object', o.objectId, `${what}: holds data of streams other than ${o.ranges[0]!.streamId}`);
+  const liveCount = live.streamSetObjects.length + live.streamObjects.length;
+  const bar = ctx.terminal.progress({ label: 'verifying', unit: 'items' });
+  let done = 0;
+  const tick = () => bar.update(++done, `${report.streams.checked}/${streams.length} streams, ${report.objects.checked}/${liveCount} objects`);
+  bar.start(streams.length + liveCount, `0/${streams.length} streams`);
+  try {
+    await checkAll();
+  } finally {
+    bar.stop();
+  }
+  /** Streams first (each read back whole), then every live object. */
+  async function checkAll(): Promise<void> {
+    await forEachConcurrent(streams, concurrency, async (s) => {
+      report.streams.checked++;
+      let next = s.startOffset;
+      let first = true;
+      try {
+        for await (const r of readStream({ storage, metadata, streamId: s.streamId, startOffset: s.startOffset, endOffset: s.endOffset })) {
+          // Offsets may be sparse (compacted topics): a gap between records is legal, going back is not.
+          if (!first && r.baseOffset < next) {
+            fail('stream', s.streamId, `stream ${s.streamId}: read a record at [${r.baseOffset}, ${r.baseOffset + r.count}) after offset ${next}: records overlap or go back`);
+            return;
+          }
+          if (!first && r.baseOffset > next) report.streams.gaps++;
+          first = false;
+          report.streams.records++;
+          next = r.baseOffset + r.count;
+        }
+        if (next < s.endOffset) fail('stream', s.streamId, `stream ${s.streamId}: reads end at offset ${next}, metadata says ${s.endOffset} (offsets ${next}..${s.endOffset - 1} missing)`);
+        else report.streams.offsets += s.endOffset - s.startOffset;
+      } catch (err) {
+        fail('stream', s.streamId, `stream ${s.streamId}: read failed: ${describeFailure(err, endpoint).message}`);
+      } finally {
+        tick();
       }
-    } catch (err) {
-      fail('object', o.objectId, `${what}: ${describeFailure(err, endpoint).message}`);
-    }
-  });
+    });
+
+    const objects: { objectId: number; objectSize: number; kind: 'sso' | 'so'; ranges: StreamRange[] }[] = [
+      ...live.streamSetObjects.map((o) => ({ objectId: o.objectId, objectSize: o.objectSize, kind: 'sso' as const, ranges: o.ranges })),
+      ...live.streamObjects.map((o) => ({
+        objectId: o.objectId,
+        objectSize: o.objectSize,
+        kind: 'so' as const,
+        ranges: [{ streamId: o.streamId, startOffset: o.startOffset, endOffset: o.endOffset }],
+      })),
+    ];
+    await forEachConcurrent(objects, concurrency, async (o) => {
+      const key = storage.keyOf(o.objectId);
+      const what = `${o.kind === 'sso' ? 'stream set object' : 'stream object'} ${o.objectId} (${key})`;
+      report.objects.checked++;
+      if (o.kind === 'sso') report.objects.streamSetObjects++;
+      else report.objects.streamObjects++;
+      try {
+        const head = await storage.headObject(key);
+        if (!head) return fail('object', o.objectId, `${what}: missing from the bucket`);
+        if (head.size !== o.objectSize) return fail('object', o.objectId, `${what}: ${head.size} bytes in storage, metadata says ${o.objectSize}`);
+        const bytes = await storage.getObject(key);
+        report.objects.bytes += bytes.byteLength;
+        const { entries } = decodeObject(bytes, key);
+        for (const problem of indexProblems(entries, o.ranges)) fail('object', o.objectId, `${what}: ${problem}`);
+        if (o.kind === 'so' && entries.some((e) => e.streamId !== o.ranges[0]!.streamId)) {
+          fail('object', o.objectId, `${what}: holds data of streams other than ${o.ranges[0]!.streamId}`);
+        }
+      } catch (err) {
+        fail('object', o.objectId, `${what}: ${describeFailure(err, endpoint).message}`);
+      } finally {
+        tick();
+      }
+    });
+  }
 
   problems.sort((a, b) => (a.kind === b.kind ? a.id - b.id : a.kind === 'stream' ? -1 : 1));
   report.ok = problems.length === 0;
