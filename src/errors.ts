@@ -131,7 +131,9 @@ export type MetadataErrorCode =
   | 'ERR_METADATA_IO'
   | 'ERR_METADATA_INDEX_MISMATCH' // metadata gives an object a range its index does not hold
   | 'ERR_METADATA_NODE_BUSY' // another compactor holds the node's lease
-  | 'ERR_METADATA_CLOSED';
+  | 'ERR_METADATA_CLOSED'
+  | 'ERR_METADATA_READ_ONLY' // a write to a store opened read-only
+  | 'ERR_METADATA_SCHEMA_OLD'; // a read-only open of a file that needs a migration first
 
 /** A wrong option value at a public boundary. Names the option and the fix. */
 export class OptionsError extends CompactorError {

@@ -243,11 +243,13 @@ export class CliContext {
   /**
    * The metadata store. `mustExist`: the file must be there already (every command but
    * ingest-sample: an empty database would make gc treat every object as garbage).
+   * `readOnly`: plan, verify, inspect and `quarantine list` only read, and work on a read-only
+   * file or folder.
    */
-  async metadata(opts: { mustExist: boolean }): Promise<SqliteMetadataStore> {
+  async metadata(opts: { mustExist: boolean; readOnly?: boolean }): Promise<SqliteMetadataStore> {
     if (this.metadataInstance) return this.metadataInstance;
     const path = this.globals.metadataPath;
-    if (opts.mustExist) {
+    if (opts.mustExist || opts.readOnly) {
       if (!existsSync(path)) {
         throw new UsageError('--metadata', `${path} does not exist (point --metadata at the store's SQLite file; ingest-sample creates one)`);
       }
@@ -256,13 +258,13 @@ export class CliContext {
     const { SqliteMetadataStore } = await import('../metadata/index.js');
     // A command that fails must not leave a new, empty store behind: gc would later take an
     // empty file for "metadata knows nothing" (and refuses it; it once deleted live data).
-    const created = path !== ':memory:' && !existsSync(path);
+    const created = !opts.readOnly && path !== ':memory:' && !existsSync(path);
     if (created) {
       this.onClose((failed) => {
         if (failed) for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${path}${suffix}`, { force: true });
       });
     }
-    const store = new SqliteMetadataStore({ path, graceMs: this.globals.graceMs });
+    const store = new SqliteMetadataStore({ path, graceMs: this.globals.graceMs, readOnly: opts.readOnly === true });
     this.onClose(() => store.close());
     this.metadataInstance = store;
     return store;

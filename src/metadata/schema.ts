@@ -159,6 +159,30 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
   ensureIndexes(db);
 }
 
+/**
+ * For a read-only open: the file must be ours at exactly this version (an older one needs the
+ * migration that only a read-write open makes; nothing is ever written here).
+ */
+export function checkSchemaReadOnly(db: BetterSqlite3.Database, path: string): void {
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (appId !== APPLICATION_ID || version < 1) {
+    throw notOurs(path, appId !== APPLICATION_ID ? `its application_id is 0x${(appId >>> 0).toString(16)}` : `user_version is ${version}`);
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new MetadataError(
+      'ERR_METADATA_SCHEMA_TOO_NEW',
+      `metadata database ${path} has schema version ${version}, newer than version ${SCHEMA_VERSION} that this version of s3-stream-compactor reads; upgrade s3-stream-compactor`,
+    );
+  }
+  if (version < SCHEMA_VERSION) {
+    throw new MetadataError(
+      'ERR_METADATA_SCHEMA_OLD',
+      `metadata database ${path} has schema version ${version}; a read-only command cannot upgrade it to version ${SCHEMA_VERSION}: run a command that writes (compact) once with write access`,
+    );
+  }
+}
+
 /** Brings an older schema of ours up to SCHEMA_VERSION, one version a step, under the write lock. */
 function migrate(db: BetterSqlite3.Database): void {
   const version = () => db.pragma('user_version', { simple: true }) as number;

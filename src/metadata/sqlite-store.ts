@@ -8,10 +8,13 @@
  * better-sqlite3 is synchronous; the API stays Promise-returning because a host may implement
  * `MetadataStore` over a network.
  */
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { CompactorError, MetadataError, OptionsError } from '../errors.js';
-import { ensureSchema } from './schema.js';
+import { checkSchemaReadOnly, ensureSchema } from './schema.js';
 import type {
   CommitStreamSetObjectRequest,
   LiveObjects,
@@ -36,6 +39,13 @@ export interface SqliteMetadataStoreOptions {
   now?: () => number;
   /** How long to wait for another connection's write lock before failing. Default 5 s. */
   busyTimeoutMs?: number;
+  /**
+   * Open for reading only (plan, verify, inspect): the file must exist and is never created,
+   * migrated or written; a write fails with ERR_METADATA_READ_ONLY. A file that SQLite cannot
+   * read in place (a WAL database in a read-only folder needs a shared-memory file beside it)
+   * is read from a private snapshot copy, taken at open.
+   */
+  readOnly?: boolean;
 }
 
 const DEFAULT_GRACE_MS = 5 * 60_000;
@@ -184,6 +194,9 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly nowFn: () => number;
   private db: BetterSqlite3.Database | null;
   private readonly st: Statements;
+  readonly readOnly: boolean;
+  /** The snapshot folder of a read-only open that could not read in place. */
+  private snapshotDir: string | undefined;
 
   /**
    * Opens (creating when missing) the database. Throws MetadataError synchronously:
@@ -204,6 +217,16 @@ export class SqliteMetadataStore implements MetadataStore {
       throw new OptionsError('now', `must be a function returning milliseconds, got ${describe(options.now)}`);
     }
     this.nowFn = options.now ?? Date.now;
+    if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean') {
+      throw new OptionsError('readOnly', `must be a boolean, got ${describe(options.readOnly)}`);
+    }
+    this.readOnly = options.readOnly === true;
+    if (this.readOnly) {
+      const { db, st } = this.openReadOnly(busyTimeoutMs);
+      this.db = db;
+      this.st = st;
+      return;
+    }
 
     let db: BetterSqlite3.Database;
     try {
@@ -235,6 +258,47 @@ export class SqliteMetadataStore implements MetadataStore {
       throw mapError(err, this.path, 'open');
     }
     this.db = db;
+  }
+
+  private openReadOnly(busyTimeoutMs: number): { db: BetterSqlite3.Database; st: Statements } {
+    const open = (file: string) => {
+      let db: BetterSqlite3.Database | undefined;
+      try {
+        db = new Database(file, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs });
+        checkSchemaReadOnly(db, this.path);
+        return { db, st: prepareStatements(db) };
+      } catch (err) {
+        try {
+          db?.close();
+        } catch {
+          // already failing
+        }
+        throw err;
+      }
+    };
+    try {
+      return open(this.path);
+    } catch (err) {
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (!code.startsWith('SQLITE_READONLY') && !code.startsWith('SQLITE_CANTOPEN')) throw mapError(err, this.path, 'open');
+      if (!existsSync(this.path)) throw new MetadataError('ERR_METADATA_IO', `cannot open metadata database ${this.path}: the file does not exist`, { cause: err });
+    }
+    // SQLite needs to write a -shm file beside a WAL database even to read it: read a copy.
+    try {
+      this.snapshotDir = mkdtempSync(join(tmpdir(), 's3sc-meta-ro-'));
+      const copy = join(this.snapshotDir, basename(this.path));
+      copyFileSync(this.path, copy);
+      if (existsSync(`${this.path}-wal`)) copyFileSync(`${this.path}-wal`, `${copy}-wal`);
+      return open(copy);
+    } catch (err) {
+      this.dropSnapshot();
+      throw mapError(err, this.path, 'open');
+    }
+  }
+
+  private dropSnapshot(): void {
+    if (this.snapshotDir !== undefined) rmSync(this.snapshotDir, { recursive: true, force: true });
+    this.snapshotDir = undefined;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -482,6 +546,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db = null;
     try {
       db.close();
+      this.dropSnapshot();
     } catch (err) {
       throw mapError(err, this.path, 'close');
     }
@@ -669,6 +734,9 @@ export class SqliteMetadataStore implements MetadataStore {
 
   /** Writes take the write lock up front (immediate), so a commit never fails half-way on a busy lock. */
   private write<T>(op: string, fn: () => T): Promise<T> {
+    if (this.readOnly) {
+      return Promise.reject(new MetadataError('ERR_METADATA_READ_ONLY', `${op} refused: metadata database ${this.path} was opened read-only`));
+    }
     return this.transact(op, fn, 'immediate');
   }
 

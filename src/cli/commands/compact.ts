@@ -15,9 +15,9 @@ export interface CompactFlags extends Record<string, unknown> {
 }
 
 /** Parses options (usage errors first, before any I/O), then opens storage and metadata. */
-export async function openCompactor(ctx: CliContext, flags: Record<string, unknown>): Promise<Compactor> {
+export async function openCompactor(ctx: CliContext, flags: Record<string, unknown>, opts: { readOnly?: boolean } = {}): Promise<Compactor> {
   const tunables = parseTunables(flags);
-  const metadata = await ctx.metadata({ mustExist: true });
+  const metadata = await ctx.metadata({ mustExist: true, readOnly: opts.readOnly === true });
   const storage = await ctx.storage(tunables.minPartSize !== undefined ? { minPartSize: tunables.minPartSize } : {});
   const compactor = new Compactor({
     ...tunables,

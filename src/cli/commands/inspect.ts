@@ -152,7 +152,7 @@ async function lookupMetadata(ctx: CliContext, key: string): Promise<Record<stri
   const parsed = parseObjectKey(key);
   if (!parsed || parsed.namespace !== ctx.globals.namespace || !existsSync(ctx.globals.metadataPath)) return undefined;
   try {
-    const metadata = await ctx.metadata({ mustExist: true });
+    const metadata = await ctx.metadata({ mustExist: true, readOnly: true });
     const live = await metadata.listAllLiveObjects();
     const sso = live.streamSetObjects.find((o) => o.objectId === parsed.objectId);
     if (sso) return { kind: 'stream set object', state: 'live', ...sso };

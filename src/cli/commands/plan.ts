@@ -7,7 +7,7 @@ import { formatQuarantined } from './quarantine.js';
 
 /** Dry run: reads the candidates' indexes and prints the plan; writes nothing. */
 export async function planCommand(ctx: CliContext, flags: Record<string, unknown>): Promise<number> {
-  const compactor = await openCompactor(ctx, flags);
+  const compactor = await openCompactor(ctx, flags, { readOnly: true });
   const { plan } = await compactor.plan();
   const quarantined = (await compactor.metadata.listQuarantined?.()) ?? [];
   if (ctx.globals.json) await writeJson(plan);

@@ -16,7 +16,7 @@ export function formatQuarantined(list: readonly QuarantinedObject[], keyOf: (id
 
 /** `quarantine list`, `quarantine release <id>`: objects planning or copying found damaged. */
 export async function quarantineCommand(ctx: CliContext, action: string, id: string | undefined): Promise<number> {
-  const metadata = await ctx.metadata({ mustExist: true });
+  const metadata = await ctx.metadata({ mustExist: true, readOnly: action === 'list' });
   // Keys need only the namespace: no storage connection for a metadata-only command.
   const keyOf = (objectId: number) => objectKey(objectId, ctx.globals.namespace);
   if (action === 'list') {

@@ -32,7 +32,7 @@ export interface VerifyReport {
  */
 export async function verifyCommand(ctx: CliContext, flags: { concurrency: string }): Promise<number> {
   const concurrency = parseInteger('--concurrency', flags.concurrency, 1, 256);
-  const metadata = await ctx.metadata({ mustExist: true });
+  const metadata = await ctx.metadata({ mustExist: true, readOnly: true });
   const storage = await ctx.storage();
   const problems: VerifyProblem[] = [];
   const report: VerifyReport = {
