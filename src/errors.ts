@@ -149,8 +149,14 @@ export class OptionsError extends CompactorError {
 
 /** The planner could not produce a plan (overlap, no plan fits the memory limit, coverage hole). */
 export class PlanError extends CompactorError {
-  constructor(code: PlanErrorCode, message: string, options: CompactorErrorOptions = {}) {
+  /** An option value that would make this plan work (e.g. the smallest memoryLimit), when known. */
+  readonly suggest: { option: string; value: number } | undefined;
+  constructor(code: PlanErrorCode, message: string, options: CompactorErrorOptions & { suggest?: { option: string; value: number } } = {}) {
     super(code, message, options);
+    this.suggest = options.suggest;
+  }
+  protected override extra() {
+    return { suggest: this.suggest };
   }
 }
 

@@ -1,5 +1,6 @@
 /** How the CLI fails: one line on stderr and an exit code, never a stack trace (unless debug). */
 import { CompactorError, OptionsError, StorageError } from '../errors.js';
+import { roundUpSize } from '../util/units.js';
 
 export const EXIT_OK = 0;
 /** A runtime failure: storage, metadata, a failed run. */
@@ -35,6 +36,18 @@ export class CliError extends Error {
 
 /** Maps the library's option names to the CLI's flags (filled from the option table). */
 export const FLAG_OF_OPTION = new Map<string, string>();
+
+/**
+ * A library message in the CLI's words: its camelCase option names (memoryLimit) become the
+ * flags a user types (--memory-limit).
+ */
+export function asFlags(message: string): string {
+  let out = message;
+  for (const [option, flag] of FLAG_OF_OPTION) {
+    if (/[A-Z]/.test(option)) out = out.replace(new RegExp(`\\b${option}\\b`, 'g'), flag);
+  }
+  return out;
+}
 
 /** Collapses a multi-line message to one line. */
 export function oneLine(s: string): string {
@@ -73,7 +86,12 @@ export function describeFailure(err: unknown, ctx: { endpoint?: string } = {}): 
     const code = rootCode(err);
     if (code) return { message: unreachableMessage(ctx.endpoint, code, err), exitCode: EXIT_FAILURE };
   }
-  if (err instanceof CompactorError) return { message: oneLine(`${err.message} [${err.code}]`), exitCode: EXIT_FAILURE };
+  if (err instanceof CompactorError) {
+    const suggest = (err as { suggest?: { option: string; value: number } }).suggest;
+    const flag = suggest && FLAG_OF_OPTION.get(suggest.option);
+    const hint = suggest && flag ? `; ${flag} ${roundUpSize(suggest.value)} would work` : '';
+    return { message: oneLine(`${asFlags(err.message)}${hint} [${err.code}]`), exitCode: EXIT_FAILURE };
+  }
   const code = rootCode(err);
   if (code) return { message: unreachableMessage(ctx.endpoint, code, err), exitCode: EXIT_FAILURE };
   if (err instanceof Error) return { message: oneLine(err.message || err.name), exitCode: EXIT_FAILURE };

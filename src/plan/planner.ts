@@ -65,6 +65,7 @@
  * is a few linear passes over those arrays; plan objects are built only for the final plan.
  */
 import { PlanError } from '../errors.js';
+import { humanBytes } from '../util/units.js';
 import type { IndexEntry } from '../format/types.js';
 import { resolvePlannerOptions } from './options.js';
 import { indexProblems } from './index-holds.js';
@@ -709,10 +710,11 @@ function evaluate(prep: Prepared, included: readonly number[]): Evaluation {
     const obj = prep.objects[eObj[k]!]!;
     const memError = new PlanError(
       'ERR_PLAN_MEMORY_LIMIT',
-      `no plan fits memoryLimit ${L}: after ${firstBadSso} bytes of the new SSO the uploader still holds a tail of ` +
-        `${firstBadTail} bytes (partSize ${P}), and the next block (object ${obj.meta.objectId} (${obj.key}), stream ` +
-        `${prep.streamIds[prep.eStream[k]!]} [${eStart[k]}, ${eEnd[k]}), ${eSize[k]} bytes) needs ${firstBadTail + eSize[k]!} bytes ` +
-        `in total; the smallest memoryLimit that works for these objects is ${need} (or lower partSize)`,
+      `no plan fits memoryLimit ${humanBytes(L)}: after ${humanBytes(firstBadSso)} of the new SSO the uploader still holds a tail of ` +
+        `${humanBytes(firstBadTail)} (partSize ${humanBytes(P)}), and the next block (object ${obj.meta.objectId} (${obj.key}), stream ` +
+        `${prep.streamIds[prep.eStream[k]!]} [${eStart[k]}, ${eEnd[k]}), ${humanBytes(eSize[k]!)}) needs ${humanBytes(firstBadTail + eSize[k]!)} ` +
+        `in total; the smallest memoryLimit that works for these objects is ${humanBytes(need)} = ${need} bytes (or lower partSize)`,
+      { suggest: { option: 'memoryLimit', value: need } },
     );
     return { ...base, memError, soCount: 0, iterationCount: 0 };
   }
@@ -808,7 +810,7 @@ function materialize(
         prep,
         o,
         `block of stream ${streamIds[eStream[k]!]} [${eStart[k]}, ${eEnd[k]}) at position ${ePos[k]} ` +
-          `is ${eSize[k]} bytes, larger than memoryLimit ${opts.memoryLimit}`,
+          `is ${humanBytes(eSize[k]!)}, larger than memoryLimit ${humanBytes(opts.memoryLimit)}`,
       ),
     );
   }

@@ -21,3 +21,11 @@ export function humanDuration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, '0')}m`;
 }
+
+/** A size a user can type, rounded up: `12MiB` for 11.3 MiB, `300KiB` for 299.2 KiB, `512B`. */
+export function roundUpSize(n: number): string {
+  if (n >= 1024 ** 3) return `${Math.ceil(n / 1024 ** 3)}GiB`;
+  if (n >= 1024 ** 2) return `${Math.ceil(n / 1024 ** 2)}MiB`;
+  if (n >= 1024) return `${Math.ceil(n / 1024)}KiB`;
+  return `${n}B`;
+}

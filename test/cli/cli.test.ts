@@ -35,12 +35,15 @@ function objectIdOf(key: string): number {
 }
 
 /** A failure is one line on stderr, without a stack trace. */
-function expectOneLineError(r: CliResult, code: number, ...parts: string[]): void {
+function expectOneLineError(r: CliResult, code: number, ...parts: (string | RegExp)[]): void {
   expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(code);
   const errLines = lines(r.stderr);
   expect(errLines, r.stderr).toHaveLength(1);
   expect(errLines[0]).toMatch(/^error: /);
-  for (const p of parts) expect(errLines[0]).toContain(p);
+  for (const p of parts) {
+    if (typeof p === 'string') expect(errLines[0]).toContain(p);
+    else expect(errLines[0]).toMatch(p);
+  }
   expect(r.stderr).not.toMatch(/\n\s+at /);
 }
 
@@ -205,6 +208,18 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
   it('a library-checked option is named by its flag', async () => {
     const r = await runCli([...global, 'compact', '--threads', '2']);
     expectOneLineError(r, 2, 'option "--threads"', 'at least 4');
+  });
+
+  it('a memory limit no plan fits: the flag and a value that works, in human units', async () => {
+    const own = ['--endpoint', s3Endpoint(), '--bucket', bucket, '--metadata', join(dir, 'memlimit.db'), '--node-id', '4'];
+    const ingest = await runCli([...own, 'ingest-sample', '--streams', '2', '--objects', '4', '--bytes', '12MiB', '--block-size', '1MiB']);
+    expect(ingest.code, ingest.stderr).toBe(0);
+    const r = await runCli([...own, 'plan', '--memory-limit', '5MiB', '--part-size', '5MiB', '--stream-split-size', '64MiB']);
+    expectOneLineError(r, 1, 'no plan fits --memory-limit 5.00 MiB', '--part-size 5.00 MiB', /--memory-limit \d+MiB would work \[ERR_PLAN_MEMORY_LIMIT\]$/);
+    expect(r.stderr).not.toContain('memoryLimit');
+    const need = /--memory-limit (\d+)MiB would work/.exec(r.stderr)![1];
+    const ok = await runCli([...own, 'plan', '--memory-limit', `${need}MiB`, '--part-size', '5MiB', '--stream-split-size', '64MiB']);
+    expect(ok.code, ok.stderr).toBe(0);
   });
 
   it('an unparsable size', async () => {

@@ -163,7 +163,8 @@ function planFollowingAdvice(inp: PlanInput): CompactionPlan {
       return planCompaction(inp);
     } catch (e) {
       if (!(e instanceof PlanError) || e.code !== 'ERR_PLAN_MEMORY_LIMIT') throw e;
-      const need = Number(/smallest memoryLimit that works for these objects is (\d+)/.exec(e.message)![1]);
+      const need = e.suggest!.value;
+      expect(e.message).toContain(`= ${need} bytes`);
       expect(need).toBeGreaterThan(inp.options.memoryLimit!);
       inp = { ...inp, options: { ...inp.options, memoryLimit: need } };
     }

@@ -302,7 +302,7 @@ describe('rule 5: memory limit', () => {
       ...SMALL,
       memoryLimit: 100,
     });
-    expect(p.skipped).toEqual([{ objectId: 2, key: 'key-2', reason: expect.stringMatching(/500 bytes.*memoryLimit 100/) }]);
+    expect(p.skipped).toEqual([{ objectId: 2, key: 'key-2', reason: expect.stringMatching(/500 B, larger than memoryLimit 100 B/) }]);
     // without 2, the stream 1 runs of 1 and 3 have a gap: [0,10) becomes a stream object
     expect(p.compactedObjectIds).toEqual([1, 3, 4]);
     expect(soRanges(p)).toEqual([[1, 0, 10]]);
@@ -322,10 +322,12 @@ describe('rule 5: memory limit', () => {
     const objs = [obj(1, [[1, 0, 10, 90]]), obj(2, [[1, 10, 20, 90]])];
     const e = planError(() => planCompaction(input(objs, streams(1), { ...SMALL, streamSplitSize: 1000, partSize: 100, memoryLimit: 150 })));
     expect(e.code).toBe('ERR_PLAN_MEMORY_LIMIT');
-    expect(e.message).toContain('memoryLimit 150');
-    expect(e.message).toContain('tail of 90 bytes');
-    expect(e.message).toContain('90 bytes) needs 180');
-    expect(e.message).toMatch(/smallest memoryLimit that works for these objects is 180/);
+    expect(e.message).toContain('memoryLimit 150 B');
+    expect(e.message).toContain('tail of 90 B');
+    expect(e.message).toContain('90 B) needs 180 B');
+    expect(e.message).toMatch(/smallest memoryLimit that works for these objects is 180 B = 180 bytes/);
+    // The number itself, for a caller (the CLI says "--memory-limit 180B would work").
+    expect((e as PlanError).suggest).toEqual({ option: 'memoryLimit', value: 180 });
     const ok = plan(objs, streams(1), { ...SMALL, streamSplitSize: 1000, partSize: 100, memoryLimit: 180 });
     expect(ok.iterations.map((it) => [it.tailBefore, it.bytes])).toEqual([[0, 180]]);
     expect(planError(() => planCompaction(input(objs, streams(1), { ...SMALL, streamSplitSize: 1000, partSize: 100, memoryLimit: 179 }))).message).toMatch(
