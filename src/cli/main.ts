@@ -16,7 +16,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 function debugRequested(argv: readonly string[]): boolean {
   const i = argv.findIndex((a) => a === '--log-level' || a.startsWith('--log-level='));
-  const v = i < 0 ? process.env.LOG_LEVEL : argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
+  const v = i < 0 ? process.env.S3SC_LOG_LEVEL : argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
   return v === 'debug' || v === 'trace';
 }
 

@@ -8,6 +8,7 @@ import type { MetadataStore } from '../metadata/types.js';
 import { DEFAULT_PLANNER_OPTIONS } from '../plan/options.js';
 import type { PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage } from '../storage/types.js';
+import { withEnv } from './config.js';
 import { FLAG_OF_OPTION, UsageError } from './errors.js';
 import { formatDuration, formatSize, parseDuration, parseInteger, parseSize } from './parse.js';
 
@@ -78,7 +79,7 @@ export function addTunableOptions(cmd: Command, which: 'planner' | 'all'): Comma
     if (which === 'planner' && !t.planner) continue;
     const def = formatDefault(t.kind, DEFAULTS[t.key]!);
     cmd.addOption(
-      new Option(`${t.flag} ${PLACEHOLDER[t.kind]}`, t.description).default(def, def).helpGroup(t.planner ? 'Planner options:' : 'Compactor options:'),
+      withEnv(new Option(`${t.flag} ${PLACEHOLDER[t.kind]}`, t.description).default(def, def).helpGroup(t.planner ? 'Planner options:' : 'Compactor options:')),
     );
   }
   return cmd;

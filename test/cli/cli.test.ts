@@ -344,7 +344,7 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
       ['--threads <n>', '4'],
       ['--max-get-size <size>', '16MiB'],
     ] as const) {
-      expect(flat).toMatch(new RegExp(`${flag.replace(/[<>]/g, '.')} .*?\\(default: ${def}\\)`));
+      expect(flat).toMatch(new RegExp(`${flag.replace(/[<>]/g, '.')} .*?\\(default: ${def}, env: S3SC_`));
     }
     expect(flat).toContain('--node-id <id>');
     expect((await runCli(['help', 'gc'])).code).toBe(0);

@@ -80,15 +80,10 @@ export const cliEnv: NodeJS.ProcessEnv = {
   AWS_SECRET_ACCESS_KEY: testCredentials.secretAccessKey,
   AWS_REGION: 'us-east-1',
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  LOG_LEVEL: '',
   NO_COLOR: '1',
 };
-delete cliEnv.S3SC_ENDPOINT;
-delete cliEnv.S3SC_BUCKET;
-delete cliEnv.S3SC_METADATA;
-delete cliEnv.S3SC_NAMESPACE;
-delete cliEnv.S3SC_REGION;
-delete cliEnv.LOG_LEVEL;
+// Every option has an S3SC_* variable: none of the caller's may leak into a test.
+for (const k of Object.keys(cliEnv)) if (k.startsWith('S3SC_')) delete cliEnv[k];
 
 export function runCli(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolvePromise) => {
