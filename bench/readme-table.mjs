@@ -10,6 +10,7 @@ const tp = readResult('throughput');
 const resp = readResult('responsiveness');
 const fail = readResult('failure');
 const plan = readResult('planning');
+const ver = readResult('verify');
 
 const yes = (c) => (c ? 'met' : '**not met**');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
@@ -70,6 +71,19 @@ if (plan) {
   for (const [name, r] of Object.entries(plan.results)) {
     push(`| ${name.replace('x', ' SSOs × ')} streams = ${(r.entries / 1e6).toFixed(0)} M | ${r.planBestMs} ms (${r.planMs.join(' / ')}) | ${r.inputBytesPerEntry} B | ${r.planBytesPerEntry} B | ${yes(plan.targets[`${name}: planCompaction < 1 s`].pass)} |`);
   }
+  push();
+}
+
+if (ver) {
+  const p = ver.parameters;
+  const r = ver.results;
+  push(`### Verify speed (the demo's data: ${p.mib} MiB over ${p.streams} streams, ${p.objects} SSOs; both through the CLI on ${ver.serverKind}, ${ver.date.slice(0, 10)})`);
+  push();
+  push('| | time | / compaction | target |');
+  push('|---|---:|---:|---|');
+  push(`| \`compact\` | ${(r.compactMs / 1000).toFixed(1)} s | 1 | |`);
+  push(`| \`verify\` (each object read once) | ${(r.verifyMs / 1000).toFixed(1)} s | ${r.verifyOverCompact} | ≤ 1.5: ${yes(ver.targets['verify <= 1.5 x compaction'].pass)} |`);
+  push(`| old verify (readStream per stream; ${r.baselineSample} streams timed, scaled) | ≈ ${(r.baselineVerifyMs / 1000).toFixed(0)} s | ${r.baselineOverCompact} | |`);
   push();
 }
 

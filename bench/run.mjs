@@ -1,9 +1,9 @@
 // `npm run bench` (builds first, then): runs every scenario, each in its own process, then
 // regenerates bench/results/summary.md and chart.svg.
 //
-//   node bench/run.mjs [--quick] [--only throughput,failure,planning] [--server moto|fauxqs]
+//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify] [--server moto|fauxqs]
 //
-// Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c).
+// Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e).
 // Results: bench/results/<name>.json. Never part of `npm test`.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -16,6 +16,7 @@ const scenarios = [
   ['planning', ['--expose-gc', '--max-old-space-size=16384']],
   ['failure', []],
   ['throughput', []],
+  ['verify', []],
 ];
 
 function run(name, nodeArgs) {

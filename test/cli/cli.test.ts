@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeObject, objectKey } from '../../src/format/index.js';
 import { createTestBucket, directClient, s3Endpoint } from '../support/env.js';
@@ -160,7 +160,28 @@ describe('a session: ingest-sample, plan, compact, verify, inspect, gc', () => {
     const r = await runCli([...global, 'verify']);
     expect(r.code, r.stdout + r.stderr).toBe(3);
     expect(r.stdout).toContain(`stream object ${streamObject} (${key}): missing from the bucket`);
+    // Its stream cannot read back either: verify checks streams from what the objects hold.
+    expect(r.stdout).toMatch(new RegExp(`stream \\d+: object ${streamObject} holding \\[\\d+, \\d+\\) cannot be read`));
     expect(r.stdout).toMatch(/problem\(s\)/);
+  });
+
+  it('verify finds a damaged object in place (same size, broken record) and the streams it breaks', async () => {
+    const live = JSON.parse((await runCli([...global, '--json', 'verify'])).stdout) as { objects: { checked: number } };
+    expect(live.objects.checked).toBeGreaterThan(0);
+    const client = directClient();
+    const list = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+    // The largest object still in the bucket: the SSO or a stream object.
+    const victim = [...(list.Contents ?? [])].sort((a, b) => (b.Size ?? 0) - (a.Size ?? 0))[0]!;
+    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: victim.Key! }));
+    const bytes = await got.Body!.transformToByteArray();
+    // The first record's magic byte of the first block (format: block header at position 0).
+    bytes[0] = bytes[0]! ^ 0xff;
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: victim.Key!, Body: bytes }));
+    client.destroy();
+    const r = await runCli([...global, 'verify']);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.stdout).toMatch(new RegExp(`object ${objectIdOf(victim.Key!)} \\(${victim.Key!.replace(/\//g, '\\/')}\\): .*ERR_FORMAT`));
+    expect(r.stdout).toMatch(new RegExp(`stream \\d+: object ${objectIdOf(victim.Key!)} holding .* cannot be read`));
   });
 });
 
