@@ -1,4 +1,10 @@
-/** Parsers for CLI option values. Each throws UsageError naming the option and the expected form. */
+/**
+ * Parsers for CLI option values. Each throws UsageError naming the option and the expected form.
+ * Durations are the `ms` package's. Sizes are read here: the packages that parse sizes either
+ * lack the IEC units (KiB, MiB) operators type, or read `16mb` as megabits; this parser keeps
+ * MiB binary and MB decimal, in any case.
+ */
+import ms, { type StringValue } from 'ms';
 import { UsageError } from './errors.js';
 
 const SIZE_UNITS: Record<string, number> = {
@@ -34,27 +40,17 @@ export function parseSize(flag: string, raw: string): number {
   return bytes;
 }
 
-const DURATION_UNITS: Record<string, number> = {
-  '': 1,
-  ms: 1,
-  s: 1000,
-  sec: 1000,
-  m: 60_000,
-  min: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-};
-
-/** Milliseconds from `500ms`, `30s`, `5m`, `5min`, `2h`, `1d`, `1.5h` or a plain number of ms. */
+/**
+ * Milliseconds from `500ms`, `30s`, `5m`, `5min`, `2h`, `1d`, `1.5h` or a plain number of ms, as
+ * the `ms` package reads them. Must come to a whole number of milliseconds, 0 or more.
+ */
 export function parseDuration(flag: string, raw: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw);
-  const unit = m ? DURATION_UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) {
+  const v = /^\s*\d/.test(raw) ? ms(raw.trim() as StringValue) : Number.NaN;
+  if (!Number.isFinite(v)) {
     throw new UsageError(flag, `expected a duration such as 500ms, 30s, 5m, 2h or a number of milliseconds, got ${JSON.stringify(raw)}`);
   }
-  const ms = Number(m[1]) * unit;
-  if (!Number.isSafeInteger(ms)) throw new UsageError(flag, `${JSON.stringify(raw)} is not a whole number of milliseconds`);
-  return ms;
+  if (!Number.isSafeInteger(v)) throw new UsageError(flag, `${JSON.stringify(raw)} is not a whole number of milliseconds`);
+  return v;
 }
 
 /** A decimal integer in [min, max]. */

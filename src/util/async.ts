@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { AbortError, TimeoutError, toCompactorError, type CompactorError } from '../errors.js';
 
 /** A promise with its settle functions outside (nats.js style). Settling twice is a no-op. */
@@ -106,24 +107,22 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, what: string, s
   }
 }
 
-/** A sleep that an abort ends at once (with the abort's error). Never used as synchronisation. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(abortReason(signal));
-  return new Promise<void>((resolve, reject) => {
-    const off = onAbort(signal, () => {
-      clearTimeout(timer);
-      reject(abortReason(signal!));
-    });
-    const timer = setTimeout(() => {
-      off();
-      resolve();
-    }, ms);
-  });
+/** A sleep that an abort ends at once (with the abort's typed error). Never used as synchronisation. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    if (signal?.aborted) throw abortReason(signal);
+    throw err;
+  }
 }
 
 /**
  * A child AbortController that aborts when any parent does. `dispose()` removes the listeners
- * from the parents; call it when the child's work is done.
+ * from the parents; call it when the child's work is done. Not AbortSignal.any: a combined signal
+ * stays attached to a long-lived parent (the compactor's lifetime, a run's signal) until that
+ * parent aborts or the GC finds it, and one per request leaks (nodejs/node#55351); the child also
+ * needs its own abort (a lost lease aborts the run, not the caller's signal).
  */
 export function linkedController(...parents: (AbortSignal | undefined)[]): { controller: AbortController; dispose(): void } {
   const controller = new AbortController();
