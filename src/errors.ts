@@ -133,6 +133,8 @@ export type MetadataErrorCode =
   | 'ERR_METADATA_NODE_BUSY' // another compactor holds the node's lease
   | 'ERR_METADATA_CLOSED'
   | 'ERR_METADATA_READ_ONLY' // a write to a store opened read-only
+  | 'ERR_METADATA_FENCED' // a commit under a stale compactor epoch: another compactor claimed the node
+  | 'ERR_METADATA_UNSAFE_INTEGER' // an int8 value beyond 2^53 in the database
   | 'ERR_METADATA_SCHEMA_OLD'; // a read-only open of a file that needs a migration first
 
 /** A wrong option value at a public boundary. Names the option and the fix. */

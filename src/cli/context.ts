@@ -5,7 +5,16 @@
 import { existsSync, rmSync, statSync } from 'node:fs';
 import type { BucketLocationConstraint } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import type { SqliteMetadataStore } from '../metadata/index.js';
+import type { MetadataStore } from '../metadata/index.js';
+
+/** What the commands use of a store: both stores have every optional method. */
+export type CliMetadataStore = MetadataStore &
+  Required<Pick<MetadataStore, 'listStreams' | 'listAllLiveObjects' | 'quarantineObject' | 'listQuarantined' | 'releaseQuarantined'>>;
+
+/** `--metadata postgres://…` names a PostgreSQL database; anything else is a SQLite file. */
+export function isPostgresUrl(v: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(v.trim());
+}
 import { createLogger, isLogLevel, LOG_LEVELS, type LogLevel } from '../observability/logger.js';
 import type { S3Storage } from '../storage/s3-storage.js';
 import { CliError, UsageError, unreachableMessage } from './errors.js';
@@ -124,7 +133,7 @@ export class CliContext {
   readonly terminal: Terminal;
   private readonly cleanups: ((failed: boolean) => Promise<void> | void)[] = [];
   private storageInstance: S3Storage | undefined;
-  private metadataInstance: SqliteMetadataStore | undefined;
+  private metadataInstance: CliMetadataStore | undefined;
 
   constructor(readonly globals: Globals) {
     this.terminal = new Terminal(process.stderr, !globals.json);
@@ -246,9 +255,16 @@ export class CliContext {
    * `readOnly`: plan, verify, inspect and `quarantine list` only read, and work on a read-only
    * file or folder.
    */
-  async metadata(opts: { mustExist: boolean; readOnly?: boolean }): Promise<SqliteMetadataStore> {
+  async metadata(opts: { mustExist: boolean; readOnly?: boolean }): Promise<CliMetadataStore> {
     if (this.metadataInstance) return this.metadataInstance;
     const path = this.globals.metadataPath;
+    if (isPostgresUrl(path)) {
+      const { PostgresMetadataStore } = await import('../metadata/index.js');
+      const store = await PostgresMetadataStore.open({ connectionString: path, graceMs: this.globals.graceMs, readOnly: opts.readOnly === true });
+      this.onClose(() => store.close());
+      this.metadataInstance = store;
+      return store;
+    }
     if (opts.mustExist || opts.readOnly) {
       if (!existsSync(path)) {
         throw new UsageError('--metadata', `${path} does not exist (point --metadata at the store's SQLite file; ingest-sample creates one)`);

@@ -50,7 +50,7 @@ export function buildProgram(hooks: ProgramHooks): Command {
 
     .addOption(withEnv(new Option('--bucket <name>', 'bucket holding the objects').env('S3SC_BUCKET')))
     .addOption(withEnv(new Option('--namespace <ns>', 'namespace of object keys').default('DEFAULT').env('S3SC_NAMESPACE')))
-    .addOption(withEnv(new Option('--metadata <file>', 'SQLite metadata file').default(DEFAULT_METADATA_PATH).env('S3SC_METADATA')))
+    .addOption(withEnv(new Option('--metadata <file|url>', 'SQLite metadata file, or a PostgreSQL database (postgres://user@host:5432/db) shared by many nodes').default(DEFAULT_METADATA_PATH).env('S3SC_METADATA')))
     .addOption(withEnv(new Option('--node-id <id>', 'ingest node whose stream set objects are compacted/written').default(String(DEFAULT_NODE_ID), String(DEFAULT_NODE_ID))))
     .addOption(withEnv(new Option('--create-bucket', 'create the bucket when it does not exist')))
     .addOption(withEnv(new Option('--path-style', 'path-style S3 URLs (default: on with --endpoint, off for AWS)')))

@@ -54,6 +54,10 @@ export class Compactor {
   /** Names this compactor in the node lease, for the one-line error a second one gets. */
   private readonly holder = `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
   private readonly stopRequestSamples: () => void;
+  /** This compactor's epoch for the node (claimNode), taken at its first run; undefined: the store does not fence. */
+  private epoch: number | undefined;
+  /** Set once a commit was fenced: another compactor claimed the node, and this one stops for good. */
+  private fenced: CompactorError | undefined;
 
   constructor(opts: CompactorOptions) {
     this.options = resolveCompactorOptions(opts);
@@ -85,6 +89,7 @@ export class Compactor {
   /** One compaction run. Rejects with a typed error; never leaves a wait behind. */
   async compactOnce(opts: { signal?: AbortSignal } = {}): Promise<CompactionReport> {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
+    if (this.fenced) throw this.fenced;
     if (this.running) throw new StateError('ERR_BUSY', 'a compaction run is already in progress on this compactor');
     const { controller, dispose } = linkedController(opts.signal, this.lifetime.signal);
     const p = this.run(controller.signal).finally(() => {
@@ -107,6 +112,12 @@ export class Compactor {
     const { controller, dispose } = linkedController(signal);
     try {
       lease = await this.holdLease(controller, log);
+      if (this.epoch === undefined && this.metadata.claimNode) {
+        // Claimed once, under the lease: from now on a compactor still running under an older
+        // epoch (a paused process whose lease ran out) cannot commit.
+        this.epoch = (await this.metadata.claimNode({ nodeId: this.options.nodeId, holder: this.holder })).epoch;
+        log.info({ epoch: this.epoch }, 'claimed the node');
+      }
       await this.deleteDue(controller.signal, log);
       for (;;) {
         try {
@@ -126,6 +137,13 @@ export class Compactor {
     } catch (err) {
       // A lost lease aborts the run with its own error, which says more than the abort.
       const error = toCompactorError(controller.signal.aborted && !signal.aborted ? controller.signal.reason : err);
+      if (error.code === 'ERR_METADATA_FENCED') {
+        // Another compactor owns the node now: never run again (the outputs were removed below).
+        this.fenced = error;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = undefined;
+        log.warn({ err: error }, 'fenced: another compactor claimed this node; this compactor stops');
+      }
       this.events.next({ type: 'run.failed', runId, error });
       log.warn({ err: error }, 'compaction run failed');
       throw error;
@@ -250,6 +268,7 @@ export class Compactor {
           compactedObjectIds: plan.compactedObjectIds,
           ...(plan.orderId !== null ? { orderId: plan.orderId } : {}),
           ...(plan.dataTimeMs !== null ? { dataTimeMs: plan.dataTimeMs } : {}),
+          ...(this.epoch !== undefined ? { fence: { epoch: this.epoch } } : {}),
         });
         const report: CompactionReport = {
           committed: true,
@@ -354,6 +373,7 @@ export class Compactor {
   /** Runs every `interval`, and again after `soonInterval` when a run left objects waiting. */
   start(): void {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
+    if (this.fenced) throw this.fenced;
     if (this.timer) return;
     this.schedule(0);
   }
@@ -366,7 +386,7 @@ export class Compactor {
         (r) => this.schedule(r.deferred.length > 0 ? this.options.soonInterval : this.options.interval),
         (err: CompactorError) => {
           if (!this.closed && err.code !== 'ERR_BUSY') this.logger.warn({ err }, 'scheduled compaction failed');
-          if (!this.closed) this.schedule(this.options.interval);
+          if (!this.closed && !this.fenced) this.schedule(this.options.interval);
         },
       );
     }, delayMs);

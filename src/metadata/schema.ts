@@ -100,8 +100,21 @@ CREATE TABLE node_leases (
 );
 `;
 
+/**
+ * Version 3: the compactor epoch of each node (claimNode): every commit a compactor makes
+ * carries its epoch, and one older than the node's last claim is fenced.
+ */
+const DDL_V3 = `
+CREATE TABLE node_epochs (
+  node_id    INTEGER PRIMARY KEY,
+  epoch      INTEGER NOT NULL CHECK (epoch >= 1),
+  holder     TEXT NOT NULL,
+  claimed_ms INTEGER NOT NULL
+);
+`;
+
 /** Migrations from version `from` to `from + 1`, run in the transaction that bumps user_version. */
-const MIGRATIONS: Record<number, string> = { 1: DDL_V2 };
+const MIGRATIONS: Record<number, string> = { 1: DDL_V2, 2: DDL_V3 };
 
 /**
  * Checks that `db` is ours (or empty, then creates the schema), at a version this code reads.
@@ -148,6 +161,7 @@ export function ensureSchema(db: BetterSqlite3.Database, path: string, nowMs: nu
     if (check() === 'ours') return;
     db.exec(DDL_V1);
     db.exec(DDL_V2);
+    db.exec(DDL_V3);
     db.prepare('INSERT INTO id_sequence (singleton, next_id) VALUES (1, 1)').run();
     const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
     meta.run('format', FORMAT_NAME);

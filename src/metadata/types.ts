@@ -48,6 +48,12 @@ export interface CommitStreamSetObjectRequest {
   orderId?: number;
   /** Defaults: now for a fresh SSO; the smallest dataTimeMs of the compacted SSOs for a compaction. */
   dataTimeMs?: number;
+  /**
+   * The compactor epoch of `nodeId` this commit was made under (from `claimNode`): a store that
+   * fences refuses it with ERR_METADATA_FENCED when the node was claimed again since, in the
+   * commit's own transaction. Absent: not fenced (an ingest's commit).
+   */
+  fence?: { epoch: number };
 }
 
 /** An object removed by a commit, waiting for its grace period before storage deletion. */
@@ -125,5 +131,10 @@ export interface MetadataStore {
    */
   acquireNodeLease?(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void>;
   releaseNodeLease?(req: { nodeId: number; holder: string }): Promise<void>;
+  /**
+   * Optional fencing: claims the node for a compactor and returns its epoch (one more than the
+   * last claim's). Commits carrying an older epoch are refused with ERR_METADATA_FENCED from then on.
+   */
+  claimNode?(req: { nodeId: number; holder: string }): Promise<{ epoch: number }>;
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@
  */
 
 /** Bumped on every incompatible change; older versions are migrated on open, newer ones refused. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** 'S3SC' — s3-stream-compactor. */
 export const APPLICATION_ID = 0x53335343;

@@ -61,13 +61,13 @@ describe('opening', () => {
     expect(err.message).toContain(`version ${SCHEMA_VERSION + 1}`);
   });
 
-  it('migrates a version 1 database (no quarantine, no node leases) on open, keeping its data', async () => {
+  it('migrates a version 1 database (no quarantine, no node leases, no node epochs) on open, keeping its data', async () => {
     const path = join(dir, 'v1.db');
     const old = new SqliteMetadataStore({ path });
     await old.createStream({ streamId: 7, epoch: 0, startOffset: 3 });
     await old.close();
     const raw = new Database(path);
-    raw.exec('DROP TABLE quarantine; DROP TABLE node_leases');
+    raw.exec('DROP TABLE quarantine; DROP TABLE node_leases; DROP TABLE node_epochs');
     raw.pragma('user_version = 1');
     raw.close();
     const store = new SqliteMetadataStore({ path });
@@ -77,6 +77,7 @@ describe('opening', () => {
     expect(await store.listQuarantined()).toEqual([{ objectId: 5, code: 'ERR_PLAN_OVERLAP', reason: 'overlaps object 4', atMs: expect.any(Number) }]);
     expect(await store.releaseQuarantined(5)).toBe(true);
     expect(await store.releaseQuarantined(5)).toBe(false);
+    expect(await store.claimNode({ nodeId: 1, holder: 'h' })).toEqual({ epoch: 1 });
     await store.close();
     const check = new Database(path, { readonly: true });
     expect(check.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);

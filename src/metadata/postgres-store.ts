@@ -1,0 +1,524 @@
+/**
+ * MetadataStore on PostgreSQL, for many ingest nodes sharing one bucket: the SQLite store's
+ * semantics (one contract suite runs against both), ids from the database, every due time on
+ * the database's clock, and node epochs that fence a stale compactor. Every write is one
+ * transaction; a commit takes the row locks it depends on (the compacted SSOs by a checked CAS
+ * from live to deleting, the streams it touches, the node's epoch), so a concurrent commit,
+ * trim, delete or claim is serialised with it.
+ */
+import pg from 'pg';
+import { CompactorError, MetadataError, OptionsError } from '../errors.js';
+import { assembleSsos, checkObject, describe, int, intArray, minOf, optionalInt, parseCommit, soFromRow, streamFromRow, type ObjectRow, type RangeRow, type StreamRow } from './common.js';
+import { ensurePgSchema } from './postgres-schema.js';
+import type {
+  CommitStreamSetObjectRequest,
+  LiveObjects,
+  MetadataStore,
+  PendingDeletion,
+  QuarantinedObject,
+  StreamMetadata,
+  StreamObjectMetadata,
+  StreamSetObjectMetadata,
+} from './types.js';
+
+export interface PostgresMetadataStoreOptions {
+  /** postgres://user:password@host:port/database (libpq's form; PG* variables fill the gaps). */
+  connectionString: string;
+  /** How long a removed object stays in storage before it may be deleted. Default 5 min. */
+  graceMs?: number;
+  /** How long ids handed out by prepareObjectIds stay reserved. Default 1 h. */
+  preparedTtlMs?: number;
+  /** Connections in the pool. Default 4. */
+  poolSize?: number;
+  /** A statement running longer fails (statement_timeout). Default 30 s. */
+  statementTimeoutMs?: number;
+  /** Waiting longer for a row lock fails (lock_timeout). Default 10 s. */
+  lockTimeoutMs?: number;
+  /** A session idle this long inside a transaction is ended by the server, its locks released. Default 30 s. */
+  idleInTransactionTimeoutMs?: number;
+  /** Connecting longer fails. Default 10 s. */
+  connectTimeoutMs?: number;
+  /**
+   * Sessions are read-only (default_transaction_read_only): plan, verify, inspect. The schema must
+   * exist already; every write fails with ERR_METADATA_READ_ONLY.
+   */
+  readOnly?: boolean;
+}
+
+const DEFAULT_GRACE_MS = 5 * 60_000;
+const DEFAULT_PREPARED_TTL_MS = 60 * 60_000;
+const EXPIRED_PREPARED_RETENTION_MS = 7 * 24 * 60 * 60_000;
+const INT8 = 20;
+const NOW = `(extract(epoch from clock_timestamp()) * 1000)::int8`;
+
+/** int8 as a JavaScript number, or a typed error past 2^53 (pg hands int8 out as a string). */
+function parseInt8(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new MetadataError('ERR_METADATA_UNSAFE_INTEGER', `the database holds ${v}, beyond 2^53: this value cannot be read exactly`);
+  return n;
+}
+
+type Tx = pg.PoolClient;
+
+export class PostgresMetadataStore implements MetadataStore {
+  readonly graceMs: number;
+  readonly preparedTtlMs: number;
+  /** The connection string without its password, for messages. */
+  readonly where: string;
+  private readonly pool: pg.Pool;
+  private closed = false;
+
+  private constructor(opts: PostgresMetadataStoreOptions, where: string) {
+    this.where = where;
+    this.graceMs = optionalInt('graceMs', opts.graceMs, DEFAULT_GRACE_MS);
+    this.preparedTtlMs = optionalInt('preparedTtlMs', opts.preparedTtlMs, DEFAULT_PREPARED_TTL_MS);
+    this.pool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: optionalInt('poolSize', opts.poolSize, 4, 1),
+      statement_timeout: optionalInt('statementTimeoutMs', opts.statementTimeoutMs, 30_000, 1),
+      lock_timeout: optionalInt('lockTimeoutMs', opts.lockTimeoutMs, 10_000, 1),
+      idle_in_transaction_session_timeout: optionalInt('idleInTransactionTimeoutMs', opts.idleInTransactionTimeoutMs, 30_000, 1),
+      connectionTimeoutMillis: optionalInt('connectTimeoutMs', opts.connectTimeoutMs, 10_000, 1),
+      application_name: 's3-stream-compactor',
+      ...(opts.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
+      // Per pool, never pg's global parsers: the host's own pg keeps its own.
+      types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8 ? parseInt8 : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
+    });
+    // An idle connection the server ended: the pool drops it; the next query opens another.
+    this.pool.on('error', () => {});
+  }
+
+  /** Connects, creates or migrates the schema (under an advisory lock), and returns the store. */
+  static async open(opts: PostgresMetadataStoreOptions): Promise<PostgresMetadataStore> {
+    checkObject('options', opts);
+    if (typeof opts.connectionString !== 'string' || !/^postgres(ql)?:\/\//.test(opts.connectionString)) {
+      throw new OptionsError('connectionString', `must be a postgres:// URL such as postgres://user@127.0.0.1:5432/db, got ${describe(opts.connectionString)}`);
+    }
+    const url = new URL(opts.connectionString);
+    url.password = url.password ? '***' : '';
+    const store = new PostgresMetadataStore(opts, `PostgreSQL database ${url.toString()}`);
+    try {
+      const client = await store.connect('open');
+      try {
+        await ensurePgSchema(client, store.where);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await store.pool.end().catch(() => {});
+      throw store.mapError(err, 'open');
+    }
+    return store;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Streams
+
+  async createStream(req: { streamId: number; epoch: number; startOffset: number }): Promise<StreamMetadata> {
+    checkObject('req', req);
+    const streamId = int('streamId', req.streamId);
+    const epoch = int('epoch', req.epoch);
+    const startOffset = int('startOffset', req.startOffset);
+    return this.tx('createStream', async (c) => {
+      const r = await c.query(`INSERT INTO streams VALUES ($1, $2, $3, $3, 'opened') ON CONFLICT (stream_id) DO NOTHING`, [streamId, epoch, startOffset]);
+      if (r.rowCount === 0) {
+        throw new MetadataError('ERR_METADATA_STREAM_EXISTS', `stream ${streamId} already exists in ${this.where}; use getStreams to read it, or pick another stream id`);
+      }
+      return { streamId, epoch, startOffset, endOffset: startOffset, state: 'opened' as const };
+    });
+  }
+
+  async trimStream(streamId: number, newStartOffset: number): Promise<void> {
+    int('streamId', streamId);
+    int('newStartOffset', newStartOffset);
+    return this.tx('trimStream', async (c) => {
+      const s = await this.lockStream(c, streamId, 'trim');
+      if (s.state === 'deleted' || newStartOffset <= s.start_offset) return;
+      await c.query('UPDATE streams SET start_offset = $1, end_offset = GREATEST(end_offset, $1) WHERE stream_id = $2', [newStartOffset, streamId]);
+      await this.retireStreamObjects(c, streamId, newStartOffset);
+    });
+  }
+
+  async deleteStream(streamId: number): Promise<void> {
+    int('streamId', streamId);
+    return this.tx('deleteStream', async (c) => {
+      const s = await this.lockStream(c, streamId, 'delete');
+      if (s.state === 'deleted') return;
+      await c.query(`UPDATE streams SET state = 'deleted' WHERE stream_id = $1`, [streamId]);
+      await this.retireStreamObjects(c, streamId, Number.MAX_SAFE_INTEGER);
+    });
+  }
+
+  async closeStream(streamId: number): Promise<void> {
+    int('streamId', streamId);
+    return this.tx('closeStream', async (c) => {
+      const s = await this.lockStream(c, streamId, 'close');
+      if (s.state === 'opened') await c.query(`UPDATE streams SET state = 'closed' WHERE stream_id = $1`, [streamId]);
+    });
+  }
+
+  async getStreams(streamIds: readonly number[]): Promise<StreamMetadata[]> {
+    intArray('streamIds', streamIds);
+    const unique = [...new Set(streamIds)];
+    const rows = (await this.query<StreamRow>('getStreams', 'SELECT * FROM streams WHERE stream_id = ANY($1::int8[])', [unique])).rows;
+    const byId = new Map(rows.map((r) => [r.stream_id, r]));
+    return unique.flatMap((id) => (byId.has(id) ? [streamFromRow(byId.get(id)!)] : []));
+  }
+
+  async listStreams(): Promise<StreamMetadata[]> {
+    return (await this.query<StreamRow>('listStreams', 'SELECT * FROM streams ORDER BY stream_id')).rows.map(streamFromRow);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Objects
+
+  async prepareObjectIds(count: number, opts?: { ttlMs?: number }): Promise<number> {
+    int('count', count, 1);
+    const ttlMs = optionalInt('ttlMs', opts?.ttlMs, this.preparedTtlMs);
+    return this.tx('prepareObjectIds', async (c) => {
+      const now = await this.now(c);
+      await c.query('DELETE FROM prepared_ids WHERE expires_ms <= $1', [now - EXPIRED_PREPARED_RETENTION_MS]);
+      // One UPDATE: concurrent callers queue on the row and each gets its own range.
+      const { rows } = await c.query<{ first: number }>('UPDATE id_sequence SET next_id = next_id + $1 WHERE singleton = 1 RETURNING next_id - $1 AS first', [count]);
+      const first = rows[0]!.first;
+      if (!Number.isSafeInteger(first + count)) throw new OptionsError('count', `${count} ids from ${first} would pass 2^53; ask for fewer`);
+      await c.query('INSERT INTO prepared_ids VALUES ($1, $2, $3)', [first, first + count, now + ttlMs]);
+      return first;
+    });
+  }
+
+  async commitStreamSetObject(req: CommitStreamSetObjectRequest): Promise<void> {
+    const p = parseCommit(req);
+    const fence = req.fence === undefined ? undefined : int('fence.epoch', req.fence.epoch, 1);
+    return this.tx('commitStreamSetObject', (c) => this.commit(c, p, fence));
+  }
+
+  async listStreamSetObjects(req: { nodeId?: number; streamId?: number; withRanges?: boolean } = {}): Promise<StreamSetObjectMetadata[]> {
+    checkObject('req', req);
+    const nodeId = req.nodeId === undefined ? null : int('nodeId', req.nodeId);
+    const streamId = req.streamId === undefined ? null : int('streamId', req.streamId);
+    const where = `o.kind = 'sso' AND o.state = 'live' AND ($1::int8 IS NULL OR o.node_id = $1)
+      AND ($2::int8 IS NULL OR o.object_id IN (SELECT object_id FROM sso_ranges WHERE stream_id = $2))`;
+    return this.tx('listStreamSetObjects', async (c) => {
+      const rows = (await c.query<ObjectRow>(`SELECT o.* FROM objects o WHERE ${where} ORDER BY o.order_id, o.object_id`, [nodeId, streamId])).rows;
+      if (req.withRanges === false && streamId === null) return assembleSsos(rows, []);
+      const ranges = (await c.query<RangeRow>(`SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id WHERE ${where} ORDER BY r.object_id, r.stream_id`, [nodeId, streamId])).rows;
+      return assembleSsos(rows, ranges);
+    }, true);
+  }
+
+  async getStreamsOfNode(nodeId: number): Promise<StreamMetadata[]> {
+    const rows = await this.query<StreamRow>(
+      'getStreamsOfNode',
+      `SELECT * FROM streams WHERE stream_id IN (SELECT DISTINCT r.stream_id FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+         WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = $1) ORDER BY stream_id`,
+      [int('nodeId', nodeId)],
+    );
+    return rows.rows.map(streamFromRow);
+  }
+
+  async listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]> {
+    checkObject('req', req);
+    const rows = await this.query<ObjectRow>(
+      'listStreamObjects',
+      `SELECT * FROM objects WHERE kind = 'so' AND state = 'live' AND stream_id = $1 ORDER BY start_offset, object_id`,
+      [int('streamId', req.streamId)],
+    );
+    return rows.rows.map(soFromRow);
+  }
+
+  async listAllLiveObjects(): Promise<LiveObjects> {
+    return this.tx('listAllLiveObjects', async (c) => {
+      const ssos = (await c.query<ObjectRow>(`SELECT * FROM objects WHERE kind = 'sso' AND state = 'live' ORDER BY node_id, order_id, object_id`)).rows;
+      const ranges = (
+        await c.query<RangeRow>(`SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id WHERE o.kind = 'sso' AND o.state = 'live' ORDER BY r.object_id, r.stream_id`)
+      ).rows;
+      const sos = (await c.query<ObjectRow>(`SELECT * FROM objects WHERE kind = 'so' AND state = 'live' ORDER BY stream_id, start_offset, object_id`)).rows;
+      return { streamSetObjects: assembleSsos(ssos, ranges), streamObjects: sos.map(soFromRow) };
+    }, true);
+  }
+
+  async listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]> {
+    checkObject('req', req);
+    const nowMs = int('nowMs', req.nowMs);
+    const limit = req.limit === undefined ? null : int('limit', req.limit, 1);
+    const rows = await this.query<{ object_id: number; delete_due_ms: number }>(
+      'listPendingDeletions',
+      `SELECT object_id, delete_due_ms FROM objects WHERE state = 'deleting' AND delete_due_ms <= $1 ORDER BY delete_due_ms, object_id LIMIT $2`,
+      [nowMs, limit],
+    );
+    return rows.rows.map((r) => ({ objectId: r.object_id, dueAtMs: r.delete_due_ms }));
+  }
+
+  async completeDeletions(objectIds: readonly number[]): Promise<void> {
+    intArray('objectIds', objectIds);
+    await this.query('completeDeletions', `DELETE FROM objects WHERE object_id = ANY($1::int8[]) AND state = 'deleting'`, [[...objectIds]]);
+  }
+
+  async isObjectKnown(objectId: number): Promise<boolean> {
+    int('objectId', objectId);
+    const { rows } = await this.query<{ known: boolean }>(
+      'isObjectKnown',
+      `SELECT EXISTS (SELECT 1 FROM objects WHERE object_id = $1)
+           OR EXISTS (SELECT 1 FROM prepared_ids WHERE first_id <= $1 AND end_id > $1 AND expires_ms > ${NOW}) AS known`,
+      [objectId],
+    );
+    return rows[0]!.known;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Quarantine, leases, fencing
+
+  async quarantineObject(req: { objectId: number; code: string; reason: string }): Promise<void> {
+    await this.query('quarantineObject', `INSERT INTO quarantine VALUES ($1, $2, $3, ${NOW}) ON CONFLICT (object_id) DO NOTHING`, [
+      int('objectId', req.objectId),
+      String(req.code),
+      String(req.reason),
+    ]);
+  }
+
+  async listQuarantined(): Promise<QuarantinedObject[]> {
+    const { rows } = await this.query<{ object_id: number; code: string; reason: string; at_ms: number }>('listQuarantined', 'SELECT * FROM quarantine ORDER BY object_id');
+    return rows.map((r) => ({ objectId: r.object_id, code: r.code, reason: r.reason, atMs: r.at_ms }));
+  }
+
+  async releaseQuarantined(objectId: number): Promise<boolean> {
+    return ((await this.query('releaseQuarantined', 'DELETE FROM quarantine WHERE object_id = $1', [int('objectId', objectId)])).rowCount ?? 0) > 0;
+  }
+
+  async acquireNodeLease(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void> {
+    const nodeId = int('nodeId', req.nodeId);
+    const ttlMs = int('ttlMs', req.ttlMs, 1);
+    const holder = String(req.holder);
+    return this.tx('acquireNodeLease', async (c) => {
+      const now = await this.now(c);
+      await c.query('INSERT INTO node_leases VALUES ($1, $2, $3, 0) ON CONFLICT (node_id) DO NOTHING', [nodeId, holder, now]);
+      const row = (await c.query<{ holder: string; since_ms: number; expires_ms: number }>('SELECT * FROM node_leases WHERE node_id = $1 FOR UPDATE', [nodeId])).rows[0]!;
+      if (row.holder !== holder && row.expires_ms > now) {
+        throw new MetadataError(
+          'ERR_METADATA_NODE_BUSY',
+          `another compactor holds node ${nodeId} (${row.holder}, running since ${new Date(row.since_ms).toISOString()}, ` +
+            `lease until ${new Date(row.expires_ms).toISOString()}): wait for its run to end, or stop it`,
+        );
+      }
+      const since = row.holder === holder && row.expires_ms > 0 ? row.since_ms : now;
+      await c.query('UPDATE node_leases SET holder = $2, since_ms = $3, expires_ms = $4 WHERE node_id = $1', [nodeId, holder, since, now + ttlMs]);
+    });
+  }
+
+  async releaseNodeLease(req: { nodeId: number; holder: string }): Promise<void> {
+    await this.query('releaseNodeLease', 'DELETE FROM node_leases WHERE node_id = $1 AND holder = $2', [int('nodeId', req.nodeId), String(req.holder)]);
+  }
+
+  async claimNode(req: { nodeId: number; holder: string }): Promise<{ epoch: number }> {
+    const nodeId = int('nodeId', req.nodeId);
+    const { rows } = await this.query<{ epoch: number }>(
+      'claimNode',
+      `INSERT INTO node_epochs VALUES ($1, 1, $2, ${NOW}) ON CONFLICT (node_id)
+         DO UPDATE SET epoch = node_epochs.epoch + 1, holder = EXCLUDED.holder, claimed_ms = EXCLUDED.claimed_ms RETURNING epoch`,
+      [nodeId, String(req.holder)],
+    );
+    return { epoch: rows[0]!.epoch };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Internals
+
+  private async commit(c: Tx, p: ReturnType<typeof parseCommit>, fence: number | undefined): Promise<void> {
+    const { nodeId, objectId, objectSize, ranges, sos, compacted, orderIdIn, dataTimeIn, newIds } = p;
+    const invalid = (msg: string) => new MetadataError('ERR_METADATA_INVALID_COMMIT', `commit refused, nothing changed: ${msg}`);
+    const now = await this.now(c);
+    if (fence !== undefined) {
+      // FOR SHARE: a claim of the node waits for this commit, and this commit sees any claim before it.
+      const row = (await c.query<{ epoch: number; holder: string }>('SELECT epoch, holder FROM node_epochs WHERE node_id = $1 FOR SHARE', [nodeId])).rows[0];
+      if (!row || row.epoch !== fence) {
+        throw new MetadataError(
+          'ERR_METADATA_FENCED',
+          `commit refused, nothing changed: node ${nodeId} was claimed by another compactor (${row ? `${row.holder}, epoch ${row.epoch}` : 'no claim'}) after this one (epoch ${fence}); this compactor must stop`,
+        );
+      }
+    }
+    // The CAS: every compacted SSO from live to deleting, in id order (no deadlock between two commits).
+    const due = now + this.graceMs;
+    const sorted = [...compacted].sort((a, b) => a - b);
+    const moved = await c.query<ObjectRow>(
+      `UPDATE objects SET state = 'deleting', delete_due_ms = $1 WHERE object_id = ANY($2::int8[]) AND state = 'live' AND kind = 'sso' RETURNING *`,
+      [due, sorted],
+    );
+    if (moved.rowCount !== compacted.length) {
+      const got = new Set(moved.rows.map((r) => r.object_id));
+      const missing = sorted.filter((id) => !got.has(id));
+      const info = new Map((await c.query<ObjectRow>('SELECT * FROM objects WHERE object_id = ANY($1::int8[])', [missing])).rows.map((r) => [r.object_id, r]));
+      const dead = missing.map((id) => {
+        const r = info.get(id);
+        return !r ? `${id} (unknown)` : r.kind !== 'sso' ? `${id} (a stream object, not a stream set object)` : `${id} (already removed, pending deletion)`;
+      });
+      throw new MetadataError(
+        'ERR_METADATA_OBJECT_NOT_LIVE',
+        `commit refused, nothing changed: compacted object(s) no longer live stream set objects: ${dead.join(', ')}; another commit removed them: list the live objects again and plan a new compaction`,
+      );
+    }
+    const compactedRows = moved.rows;
+    const prepared = await c.query<{ first_id: number; end_id: number; expires_ms: number }>(
+      'SELECT p.* FROM prepared_ids p WHERE EXISTS (SELECT 1 FROM unnest($1::int8[]) AS n(id) WHERE p.first_id <= n.id AND p.end_id > n.id) FOR UPDATE',
+      [newIds],
+    );
+    const reservation = (id: number) => prepared.rows.find((r) => r.first_id <= id && r.end_id > id);
+    const expired = newIds.filter((id) => (reservation(id)?.expires_ms ?? Infinity) <= now);
+    if (expired.length > 0) {
+      throw invalid(
+        `the reservation of object id(s) ${expired.join(', ')} expired before the commit, so garbage collection may already have deleted their objects; prepare new ids (with a longer ttlMs) and upload again`,
+      );
+    }
+    const exists = (await c.query<{ object_id: number }>('SELECT object_id FROM objects WHERE object_id = ANY($1::int8[])', [newIds])).rows;
+    if (exists.length > 0) throw invalid(`object id ${exists[0]!.object_id} already exists (live or pending deletion); every new object needs a fresh id from prepareObjectIds`);
+
+    if (objectId !== -1) {
+      const orderId = orderIdIn ?? minOf(compactedRows.map((r) => r.order_id as number)) ?? objectId;
+      const dataTimeMs = dataTimeIn ?? minOf(compactedRows.map((r) => r.data_time_ms)) ?? now;
+      await c.query(`INSERT INTO objects (object_id, kind, node_id, order_id, data_time_ms, object_size, state, committed_ms) VALUES ($1, 'sso', $2, $3, $4, $5, 'live', $6)`, [
+        objectId,
+        nodeId,
+        orderId,
+        dataTimeMs,
+        objectSize,
+        now,
+      ]);
+      if (ranges.length > 0) {
+        await c.query('INSERT INTO sso_ranges SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[])', [
+          objectId,
+          ranges.map((r) => r.streamId),
+          ranges.map((r) => r.startOffset),
+          ranges.map((r) => r.endOffset),
+        ]);
+      }
+    }
+    // The streams this commit touches, locked in id order: a trim or delete racing the commit
+    // waits, so a stream object is recorded live only above the stream's start as it is now.
+    const touched = [...new Set([...ranges, ...sos].map((r) => r.streamId))].sort((a, b) => a - b);
+    const streams = new Map((await c.query<StreamRow>('SELECT * FROM streams WHERE stream_id = ANY($1::int8[]) ORDER BY stream_id FOR UPDATE', [touched])).rows.map((s) => [s.stream_id, s]));
+    const oldest = minOf(compactedRows.map((r) => r.data_time_ms));
+    const rangesByStream = new Map<number, RangeRow[]>();
+    if (sos.some((so) => so.dataTimeMs === undefined) && compactedRows.length > 0) {
+      const rows = (await c.query<RangeRow>('SELECT * FROM sso_ranges WHERE object_id = ANY($1::int8[])', [compactedRows.map((r) => r.object_id)])).rows;
+      for (const r of rows) rangesByStream.set(r.stream_id, [...(rangesByStream.get(r.stream_id) ?? []), r]);
+    }
+    const dataTimeOf = new Map(compactedRows.map((r) => [r.object_id, r.data_time_ms]));
+    for (const so of sos) {
+      let t = so.dataTimeMs;
+      if (t === undefined) {
+        for (const r of rangesByStream.get(so.streamId) ?? []) {
+          const d = dataTimeOf.get(r.object_id)!;
+          if (r.start_offset < so.endOffset && r.end_offset > so.startOffset && (t === undefined || d < t)) t = d;
+        }
+        t ??= oldest ?? now;
+      }
+      const s = streams.get(so.streamId);
+      const retired = s !== undefined && (s.state === 'deleted' || so.endOffset <= s.start_offset);
+      await c.query(
+        `INSERT INTO objects (object_id, kind, node_id, data_time_ms, object_size, stream_id, start_offset, end_offset, state, delete_due_ms, committed_ms)
+         VALUES ($1, 'so', $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+        [so.objectId, nodeId, t, so.objectSize, so.streamId, so.startOffset, so.endOffset, retired ? 'deleting' : 'live', retired ? due : null, now],
+      );
+    }
+    const ends = new Map<number, number>();
+    for (const r of [...ranges, ...sos]) ends.set(r.streamId, Math.max(ends.get(r.streamId) ?? 0, r.endOffset));
+    for (const [streamId, end] of ends) {
+      await c.query(`UPDATE streams SET end_offset = GREATEST(end_offset, $1) WHERE stream_id = $2 AND state <> 'deleted'`, [end, streamId]);
+    }
+    // The ids are committed: drop them from their reservations.
+    for (const id of newIds) {
+      const r = reservation(id);
+      if (!r) continue;
+      await c.query('DELETE FROM prepared_ids WHERE first_id = $1', [r.first_id]);
+      const rest = [r.first_id < id ? [r.first_id, id] : null, id + 1 < r.end_id ? [id + 1, r.end_id] : null].filter((x): x is number[] => x !== null);
+      for (const [a, b] of rest) await c.query('INSERT INTO prepared_ids VALUES ($1, $2, $3)', [a, b, r.expires_ms]);
+      // Later ids of this commit split the remaining pieces: keep the lookup current.
+      prepared.rows.splice(prepared.rows.indexOf(r), 1, ...rest.map(([a, b]) => ({ first_id: a!, end_id: b!, expires_ms: r.expires_ms })));
+    }
+    const maxNew = newIds.reduce((m, id) => Math.max(m, id), -1);
+    if (maxNew >= 0) await c.query('UPDATE id_sequence SET next_id = GREATEST(next_id, $1) WHERE singleton = 1', [maxNew + 1]);
+  }
+
+  private async retireStreamObjects(c: Tx, streamId: number, below: number): Promise<void> {
+    await c.query(
+      `UPDATE objects SET state = 'deleting', delete_due_ms = ${NOW} + $1 WHERE kind = 'so' AND state = 'live' AND stream_id = $2 AND end_offset <= $3`,
+      [this.graceMs, streamId, below],
+    );
+  }
+
+  private async lockStream(c: Tx, streamId: number, what: string): Promise<StreamRow> {
+    const row = (await c.query<StreamRow>('SELECT * FROM streams WHERE stream_id = $1 FOR UPDATE', [streamId])).rows[0];
+    if (!row) throw new MetadataError('ERR_METADATA_STREAM_NOT_FOUND', `cannot ${what} stream ${streamId}: no such stream in ${this.where}; create it first with createStream`);
+    return row;
+  }
+
+  /** The database's clock: due times never depend on a node's. */
+  private async now(c: Tx): Promise<number> {
+    return (await c.query<{ now: number }>(`SELECT ${NOW} AS now`)).rows[0]!.now;
+  }
+
+  private async connect(op: string): Promise<pg.PoolClient> {
+    if (this.closed) throw new MetadataError('ERR_METADATA_CLOSED', `cannot ${op}: the metadata store (${this.where}) is closed`);
+    return this.pool.connect();
+  }
+
+  private async query<R extends pg.QueryResultRow>(op: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+    try {
+      const client = await this.connect(op);
+      try {
+        return await client.query<R>(sql, params);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      throw this.mapError(err, op);
+    }
+  }
+
+  /** One transaction (read-only: a consistent snapshot of several reads). */
+  private async tx<T>(op: string, fn: (c: Tx) => Promise<T>, readOnly = false): Promise<T> {
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await this.connect(op);
+      await client.query(readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
+      const out = await fn(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      // A broken connection cannot roll back: release it destroyed.
+      const broken = await client?.query('ROLLBACK').then(() => false, () => true);
+      client?.release(broken);
+      client = undefined;
+      throw this.mapError(err, op);
+    } finally {
+      client?.release();
+    }
+  }
+
+  private mapError(err: unknown, op: string): unknown {
+    if (err instanceof CompactorError) return err;
+    const e = err as { code?: string; message?: string };
+    const code = e.code ?? '';
+    const io = (text: string, retryable: boolean) =>
+      new MetadataError('ERR_METADATA_IO', `${op} failed on ${this.where}: ${text} (${code || 'no code'}: ${e.message ?? String(err)})`, { cause: err, retryable });
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code) || /timeout exceeded when trying to connect|Connection terminated/i.test(e.message ?? '')) {
+      return io('cannot reach the server; check it runs and the connection string', true);
+    }
+    if (code === '55P03' || code === '40P01' || code === '40001') return io('lock wait timed out or a conflicting transaction won; retry', true);
+    if (code === '57014') return io('a statement ran past statement_timeout; retry, or raise statementTimeoutMs', true);
+    if (code === '25P03') return io('the session sat idle inside a transaction past idle_in_transaction_session_timeout and the server ended it; retry', true);
+    if (code === '28P01' || code === '28000') return io('authentication failed; check the user and password', false);
+    if (code === '3D000') return io('the database does not exist; create it (CREATE DATABASE) or fix the connection string', false);
+    if (code === '25006') return new MetadataError('ERR_METADATA_READ_ONLY', `${op} refused: ${this.where} was opened read-only`, { cause: err });
+    if (code === '53100') return io('the server disk is full; free space, then retry', true);
+    if (code.startsWith('08') || code.startsWith('57P')) return io('the connection to the server broke; retry', true);
+    return err;
+  }
+}
