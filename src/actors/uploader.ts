@@ -161,7 +161,7 @@ export class Uploader {
     const objectSize = s.spec.dataSize + trailer.byteLength;
     const key = s.spec.key;
     if (s.uploadId === undefined) {
-      const p = this.retry(() => this.storage.putObject(key, body, { signal: this.signal })).then(
+      const p = this.retry(() => this.storage.putObject(key, body, { signal: this.signal, ifNoneMatch: true })).then(
         () => {
           this.releaseBytes(dataBytes);
           this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: body.byteLength });
@@ -179,7 +179,7 @@ export class Uploader {
     const p = parts$.then(async () => {
       this.throwIfFailed();
       const parts = [...s.parts].sort((a, b) => a.partNumber - b.partNumber);
-      await this.retry(() => this.storage.completeMultipartUpload(key, uploadId, parts, { signal: this.signal }));
+      await this.retry(() => this.storage.completeMultipartUpload(key, uploadId, parts, { signal: this.signal, ifNoneMatch: true }));
       this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: 0 });
     }).catch((err: unknown) => this.fail(err));
     this.track(p);

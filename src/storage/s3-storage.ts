@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -27,6 +28,7 @@ import type {
   ObjectStorage,
   RequestOptions,
   S3StorageConfig,
+  WriteOptions,
 } from './types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
@@ -643,14 +645,19 @@ export class S3Storage implements ObjectStorage {
     }
   }
 
-  async putObject(key: string, body: Uint8Array, opts: RequestOptions = {}): Promise<void> {
-    await this.send(
-      'PutObject',
-      key,
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.byteLength }),
-      opts.signal,
-      () => undefined,
-    );
+  async putObject(key: string, body: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    try {
+      await this.send(
+        'PutObject',
+        key,
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.byteLength, ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}) }),
+        opts.signal,
+        () => undefined,
+      );
+    } catch (err) {
+      // A retry of a PUT whose response was lost finds its own object: that is success.
+      if (!(opts.ifNoneMatch && isPrecondition(err) && (await this.etagIs(key, `"${md5(body)}"`, opts.signal)))) throw this.refusedOverwrite(err, 'PutObject', key);
+    }
   }
 
   async createMultipartUpload(key: string, opts: RequestOptions = {}): Promise<string> {
@@ -692,7 +699,7 @@ export class S3Storage implements ObjectStorage {
     );
   }
 
-  async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts: RequestOptions = {}): Promise<void> {
+  async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts: WriteOptions = {}): Promise<void> {
     if (parts.length === 0) {
       throw new StorageError('ERR_STORAGE_INVALID_REQUEST', `CompleteMultipartUpload s3://${this.bucket}/${key}: no parts`, {
         operation: 'CompleteMultipartUpload',
@@ -700,17 +707,44 @@ export class S3Storage implements ObjectStorage {
       });
     }
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
-    await this.send(
-      'CompleteMultipartUpload',
-      key,
-      new CompleteMultipartUploadCommand({
-        Bucket: this.bucket,
-        Key: key,
-        UploadId: uploadId,
-        MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
-      }),
-      opts.signal,
-      () => undefined,
+    try {
+      await this.send(
+        'CompleteMultipartUpload',
+        key,
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+          ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+        }),
+        opts.signal,
+        () => undefined,
+      );
+    } catch (err) {
+      // A retried completion that finds the object these parts make (its multipart ETag) is ours.
+      if (!(opts.ifNoneMatch && isPrecondition(err) && (await this.etagIs(key, multipartEtag(sorted), opts.signal)))) throw this.refusedOverwrite(err, 'CompleteMultipartUpload', key);
+    }
+  }
+
+  /** Whether the object at `key` has this ETag now (false when it is missing or unreadable). */
+  private async etagIs(key: string, etag: string | undefined, signal: AbortSignal | undefined): Promise<boolean> {
+    if (etag === undefined) return false;
+    try {
+      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), signal ? { abortSignal: signal } : {});
+      return out.ETag === etag;
+    } catch {
+      return false;
+    }
+  }
+
+  private refusedOverwrite(err: unknown, operation: string, key: string): unknown {
+    if (!isPrecondition(err)) return err;
+    return new StorageError(
+      'ERR_STORAGE_PRECONDITION',
+      `${operation} refused to overwrite s3://${this.bucket}/${key}: another object already exists there (If-None-Match: *); its id was handed out twice, or another writer used it`,
+      { operation, key, status: 412 },
+      { cause: err },
     );
   }
 
@@ -889,6 +923,25 @@ function destroyBody(body: unknown): void {
     b.on('error', () => {});
     b.destroy();
   }
+}
+
+function isPrecondition(err: unknown): boolean {
+  return err instanceof StorageError && err.code === 'ERR_STORAGE_PRECONDITION';
+}
+
+function md5(bytes: Uint8Array): string {
+  return createHash('md5').update(bytes).digest('hex');
+}
+
+/** S3's ETag of a completed multipart upload: the MD5 of the parts' binary MD5s, and their count. */
+function multipartEtag(parts: CompletedPart[]): string | undefined {
+  const digests: Buffer[] = [];
+  for (const p of parts) {
+    const hex = p.etag.replace(/"/g, '');
+    if (!/^[0-9a-f]{32}$/i.test(hex)) return undefined;
+    digests.push(Buffer.from(hex, 'hex'));
+  }
+  return `"${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}"`;
 }
 
 function isNoSuchUpload(err: StorageError): boolean {

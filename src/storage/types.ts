@@ -2,6 +2,14 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+export interface WriteOptions extends RequestOptions {
+  /**
+   * Write only if no object exists at the key (If-None-Match: *): a new object never overwrites
+   * another. Refused: ERR_STORAGE_PRECONDITION. A retry that finds its own object succeeds.
+   */
+  ifNoneMatch?: boolean;
+}
+
 export interface CompletedPart {
   partNumber: number;
   etag: string;
@@ -52,10 +60,10 @@ export interface ObjectStorage {
   getRange(key: string, start: number, end: number, opts?: RequestOptions): Promise<Uint8Array>;
   getObject(key: string, opts?: RequestOptions): Promise<Uint8Array>;
   headObject(key: string, opts?: RequestOptions): Promise<ObjectInfo | undefined>;
-  putObject(key: string, body: Uint8Array, opts?: RequestOptions): Promise<void>;
+  putObject(key: string, body: Uint8Array, opts?: WriteOptions): Promise<void>;
   createMultipartUpload(key: string, opts?: RequestOptions): Promise<string>;
   uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, opts?: RequestOptions): Promise<CompletedPart>;
-  completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts?: RequestOptions): Promise<void>;
+  completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts?: WriteOptions): Promise<void>;
   abortMultipartUpload(key: string, uploadId: string, opts?: RequestOptions): Promise<void>;
   listMultipartUploads(opts?: RequestOptions & { prefix?: string }): Promise<MultipartUploadInfo[]>;
   listObjects(opts?: RequestOptions & { prefix?: string }): Promise<ObjectInfo[]>;

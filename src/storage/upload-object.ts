@@ -18,7 +18,7 @@ export async function uploadObject(
 ): Promise<void> {
   const { partSize, signal } = opts;
   if (bytes.byteLength <= partSize) {
-    await storage.putObject(key, bytes, { signal });
+    await storage.putObject(key, bytes, { signal, ifNoneMatch: true });
     return;
   }
   const uploadId = await storage.createMultipartUpload(key, { signal });
@@ -35,7 +35,7 @@ export async function uploadObject(
       },
       signal,
     );
-    await storage.completeMultipartUpload(key, uploadId, parts, { signal });
+    await storage.completeMultipartUpload(key, uploadId, parts, { signal, ifNoneMatch: true });
   } catch (err) {
     // No caller signal here: the abort must reach the server even when the caller gave up.
     await storage.abortMultipartUpload(key, uploadId).catch(() => {});
