@@ -54,7 +54,7 @@ export class Compactor {
   /** Names this compactor in the node lease, for the one-line error a second one gets. */
   private readonly holder = `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
   private readonly stopRequestSamples: () => void;
-  /** This compactor's epoch for the node (claimNode), taken at its first run; undefined: the store does not fence. */
+  /** The running run's epoch for the node (claimNode); undefined: the store does not fence. */
   private epoch: number | undefined;
   /** Set once a commit was fenced: another compactor claimed the node, and this one stops for good. */
   private fenced: CompactorError | undefined;
@@ -112,11 +112,12 @@ export class Compactor {
     const { controller, dispose } = linkedController(signal);
     try {
       lease = await this.holdLease(controller, log);
-      if (this.epoch === undefined && this.metadata.claimNode) {
-        // Claimed once, under the lease: from now on a compactor still running under an older
-        // epoch (a paused process whose lease ran out) cannot commit.
+      if (this.metadata.claimNode) {
+        // Every run claims the node under the lease: a run still going under an older epoch (a
+        // paused process whose lease ran out while another compactor took over) cannot commit.
+        // Between runs another compactor may have run the node in turn: that is no conflict.
         this.epoch = (await this.metadata.claimNode({ nodeId: this.options.nodeId, holder: this.holder })).epoch;
-        log.info({ epoch: this.epoch }, 'claimed the node');
+        log.debug({ epoch: this.epoch }, 'claimed the node');
       }
       await this.deleteDue(controller.signal, log);
       for (;;) {

@@ -209,3 +209,23 @@ export function parseCommit(req: CommitStreamSetObjectRequest): ParsedCommit {
 
   return { nodeId, objectId, objectSize, ranges, sos, compacted, orderIdIn, dataTimeIn, newIds };
 }
+
+/**
+ * The ranges of a new SSO as metadata keeps them live: a stream trimmed or deleted while the
+ * object was written loses what is now below its start (a range wholly below it, or every range
+ * of a deleted stream, is not recorded; one that straddles the start begins at it). The object's
+ * index still holds the data; it is simply no longer the stream's.
+ */
+export function liveRanges(ranges: readonly StreamRange[], streamOf: (id: number) => StreamRow | undefined): StreamRange[] {
+  const out: StreamRange[] = [];
+  for (const r of ranges) {
+    const s = streamOf(r.streamId);
+    if (s === undefined) {
+      out.push(r);
+      continue;
+    }
+    if (s.state === 'deleted' || r.endOffset <= s.start_offset) continue;
+    out.push(r.startOffset >= s.start_offset ? r : { ...r, startOffset: s.start_offset });
+  }
+  return out;
+}

@@ -8,7 +8,7 @@
  */
 import pg from 'pg';
 import { CompactorError, MetadataError, OptionsError } from '../errors.js';
-import { assembleSsos, checkObject, describe, int, intArray, minOf, optionalInt, parseCommit, soFromRow, streamFromRow, type ObjectRow, type RangeRow, type StreamRow } from './common.js';
+import { assembleSsos, checkObject, describe, int, intArray, liveRanges, minOf, optionalInt, parseCommit, soFromRow, streamFromRow, type ObjectRow, type RangeRow, type StreamRow } from './common.js';
 import { ensurePgSchema } from './postgres-schema.js';
 import type {
   CommitStreamSetObjectRequest,
@@ -136,6 +136,9 @@ export class PostgresMetadataStore implements MetadataStore {
       if (s.state === 'deleted' || newStartOffset <= s.start_offset) return;
       await c.query('UPDATE streams SET start_offset = $1, end_offset = GREATEST(end_offset, $1) WHERE stream_id = $2', [newStartOffset, streamId]);
       await this.retireStreamObjects(c, streamId, newStartOffset);
+      // No SSO range stays below the start: wholly below goes, straddling begins at it.
+      await c.query('DELETE FROM sso_ranges WHERE stream_id = $1 AND end_offset <= $2', [streamId, newStartOffset]);
+      await c.query('UPDATE sso_ranges SET start_offset = $2 WHERE stream_id = $1 AND start_offset < $2 AND end_offset > $2', [streamId, newStartOffset]);
     });
   }
 
@@ -146,6 +149,7 @@ export class PostgresMetadataStore implements MetadataStore {
       if (s.state === 'deleted') return;
       await c.query(`UPDATE streams SET state = 'deleted' WHERE stream_id = $1`, [streamId]);
       await this.retireStreamObjects(c, streamId, Number.MAX_SAFE_INTEGER);
+      await c.query('DELETE FROM sso_ranges WHERE stream_id = $1', [streamId]);
     });
   }
 
@@ -379,6 +383,10 @@ export class PostgresMetadataStore implements MetadataStore {
     const exists = (await c.query<{ object_id: number }>('SELECT object_id FROM objects WHERE object_id = ANY($1::int8[])', [newIds])).rows;
     if (exists.length > 0) throw invalid(`object id ${exists[0]!.object_id} already exists (live or pending deletion); every new object needs a fresh id from prepareObjectIds`);
 
+    // The streams this commit touches, locked in id order: a trim or delete racing the commit
+    // waits, so nothing is recorded live below the stream's start as it is now.
+    const touched = [...new Set([...ranges, ...sos].map((r) => r.streamId))].sort((a, b) => a - b);
+    const streams = new Map((await c.query<StreamRow>('SELECT * FROM streams WHERE stream_id = ANY($1::int8[]) ORDER BY stream_id FOR UPDATE', [touched])).rows.map((s) => [s.stream_id, s]));
     if (objectId !== -1) {
       const orderId = orderIdIn ?? minOf(compactedRows.map((r) => r.order_id as number)) ?? objectId;
       const dataTimeMs = dataTimeIn ?? minOf(compactedRows.map((r) => r.data_time_ms)) ?? now;
@@ -390,19 +398,16 @@ export class PostgresMetadataStore implements MetadataStore {
         objectSize,
         now,
       ]);
-      if (ranges.length > 0) {
+      const live = liveRanges(ranges, (id) => streams.get(id));
+      if (live.length > 0) {
         await c.query('INSERT INTO sso_ranges SELECT $1, * FROM unnest($2::int8[], $3::int8[], $4::int8[])', [
           objectId,
-          ranges.map((r) => r.streamId),
-          ranges.map((r) => r.startOffset),
-          ranges.map((r) => r.endOffset),
+          live.map((r) => r.streamId),
+          live.map((r) => r.startOffset),
+          live.map((r) => r.endOffset),
         ]);
       }
     }
-    // The streams this commit touches, locked in id order: a trim or delete racing the commit
-    // waits, so a stream object is recorded live only above the stream's start as it is now.
-    const touched = [...new Set([...ranges, ...sos].map((r) => r.streamId))].sort((a, b) => a - b);
-    const streams = new Map((await c.query<StreamRow>('SELECT * FROM streams WHERE stream_id = ANY($1::int8[]) ORDER BY stream_id FOR UPDATE', [touched])).rows.map((s) => [s.stream_id, s]));
     const oldest = minOf(compactedRows.map((r) => r.data_time_ms));
     const rangesByStream = new Map<number, RangeRow[]>();
     if (sos.some((so) => so.dataTimeMs === undefined) && compactedRows.length > 0) {

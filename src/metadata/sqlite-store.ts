@@ -21,6 +21,7 @@ import {
   describe,
   int,
   intArray,
+  liveRanges,
   minOf,
   optionalInt,
   parseCommit,
@@ -119,6 +120,10 @@ function prepareStatements(db: BetterSqlite3.Database) {
        WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ? ORDER BY r.object_id, r.stream_id`,
     ),
     rangesOfStream: db.prepare<[number], RangeRow>('SELECT * FROM sso_ranges WHERE stream_id = ?'),
+    dropRangesBelow: db.prepare<[number, number]>('DELETE FROM sso_ranges WHERE stream_id = ? AND end_offset <= ?'),
+    clipRangesAt: db.prepare<[{ start: number; id: number }]>(
+      'UPDATE sso_ranges SET start_offset = @start WHERE stream_id = @id AND start_offset < @start AND end_offset > @start',
+    ),
     streamsOfNode: db.prepare<[number], StreamRow>(
       `SELECT * FROM streams WHERE stream_id IN (
          SELECT DISTINCT r.stream_id FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
@@ -315,6 +320,9 @@ export class SqliteMetadataStore implements MetadataStore {
       if (s.state === 'deleted' || newStartOffset <= s.start_offset) return;
       this.st.trimStream.run({ start: newStartOffset, id: streamId });
       this.st.retireStreamObjects.run(this.now() + this.graceMs, streamId, newStartOffset);
+      // No SSO range stays below the start: wholly below goes, straddling begins at it.
+      this.st.dropRangesBelow.run(streamId, newStartOffset);
+      this.st.clipRangesAt.run({ start: newStartOffset, id: streamId });
     });
   }
 
@@ -326,6 +334,7 @@ export class SqliteMetadataStore implements MetadataStore {
       if (s.state === 'deleted') return;
       this.st.setStreamState.run('deleted', streamId);
       this.st.retireStreamObjects.run(this.now() + this.graceMs, streamId, Number.MAX_SAFE_INTEGER);
+      this.st.dropRangesBelow.run(streamId, Number.MAX_SAFE_INTEGER);
     });
   }
 
@@ -607,7 +616,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const orderId = orderIdIn ?? minOf(compactedRows.map((r) => r.order_id as number)) ?? objectId;
       const dataTimeMs = dataTimeIn ?? minOf(compactedRows.map((r) => r.data_time_ms)) ?? now;
       insertOrExplain(() => this.st.insertSso.run(objectId, nodeId, orderId, dataTimeMs, objectSize, now), () => alreadyExists(objectId));
-      for (const r of ranges) this.st.insertRange.run(objectId, r.streamId, r.startOffset, r.endOffset);
+      for (const r of liveRanges(ranges, (id) => this.st.getStream.get(id))) this.st.insertRange.run(objectId, r.streamId, r.startOffset, r.endOffset);
     }
 
     // Data time of a stream object: given, else the oldest compacted SSO holding data of its range,

@@ -232,7 +232,8 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
   });
 
   it('a memory limit no plan fits: the flag and a value that works, in human units', async () => {
-    const own = ['--endpoint', s3Endpoint(), '--bucket', bucket, '--metadata', join(dir, 'memlimit.db'), '--node-id', '4'];
+    // Its own bucket: ids start at 1 in every metadata file (If-None-Match refused the session's bucket).
+    const own = ['--endpoint', s3Endpoint(), '--bucket', await createTestBucket('memlimit'), '--metadata', join(dir, 'memlimit.db'), '--node-id', '4'];
     const ingest = await runCli([...own, 'ingest-sample', '--streams', '2', '--objects', '4', '--bytes', '12MiB', '--block-size', '1MiB']);
     expect(ingest.code, ingest.stderr).toBe(0);
     const r = await runCli([...own, 'plan', '--memory-limit', '5MiB', '--part-size', '5MiB', '--stream-split-size', '64MiB']);

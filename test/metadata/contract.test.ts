@@ -222,6 +222,21 @@ for (const kind of kinds) {
       expect((await store.listPendingDeletions({ nowMs: Date.now() + GRACE + 1000 })).map((p) => p.objectId)).toEqual([a, id + 1, id + 2]);
     });
 
+    it('no SSO range stays below a stream\'s start: a trim drops or clips them, a delete drops them, a commit records none', async () => {
+      const a = await ingest(store, [r(1, 0, 10), r(2, 0, 10), r(3, 0, 10)]);
+      await store.trimStream(1, 4);
+      await store.trimStream(2, 10);
+      await store.deleteStream(3);
+      expect((await store.listStreamSetObjects({ nodeId: 1 }))[0]!.ranges).toEqual([r(1, 4, 10)]);
+      // A compaction planned before the trims commits its ranges as they were: metadata keeps only what is live now.
+      await store.trimStream(1, 6);
+      const id = await store.prepareObjectIds(1);
+      await store.commitStreamSetObject({ nodeId: 1, objectId: id, objectSize: 10, streamRanges: [r(1, 0, 10), r(2, 0, 10), r(3, 0, 10)], streamObjects: [], compactedObjectIds: [a] });
+      const [merged] = await store.listStreamSetObjects({ nodeId: 1 });
+      expect(merged).toMatchObject({ objectId: id, ranges: [r(1, 6, 10)] });
+      expect((await store.listStreamSetObjects({ streamId: 2 })).length).toBe(0);
+    });
+
     it('isObjectKnown: live, pending and prepared ids are known, others not', async () => {
       const prepared = await store.prepareObjectIds(2);
       expect(await store.isObjectKnown(prepared + 1)).toBe(true);
