@@ -11,6 +11,7 @@ const resp = readResult('responsiveness');
 const fail = readResult('failure');
 const plan = readResult('planning');
 const ver = readResult('verify');
+const meta = readResult('metadata');
 
 const yes = (c) => (c ? 'met' : '**not met**');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
@@ -84,6 +85,16 @@ if (ver) {
   push(`| \`compact\` | ${(r.compactMs / 1000).toFixed(1)} s | 1 | |`);
   push(`| \`verify\` (each object read once) | ${(r.verifyMs / 1000).toFixed(1)} s | ${r.verifyOverCompact} | ≤ 1.5: ${yes(ver.targets['verify <= 1.5 x compaction'].pass)} |`);
   push(`| old verify (readStream per stream; ${r.baselineSample} streams timed, scaled) | ≈ ${(r.baselineVerifyMs / 1000).toFixed(0)} s | ${r.baselineOverCompact} | |`);
+  push();
+}
+
+if (meta) {
+  const p = meta.parameters;
+  push(`### Metadata commits (${p.commitsPerNode} commits per node, ${p.rangesPerCommit} stream ranges each, every fifth a compaction of four; SQLite ${p.sqliteSynchronous}, PostgreSQL 15 fsync ${p.postgresFsync}; ${meta.date.slice(0, 10)})`);
+  push();
+  push('| store, nodes committing at once | p50 | p99 | commits/s (all nodes) |');
+  push('|---|---:|---:|---:|');
+  for (const [k, r] of Object.entries(meta.results)) push(`| ${k} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.commitsPerS} |`);
   push();
 }
 

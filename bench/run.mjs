@@ -17,6 +17,7 @@ const scenarios = [
   ['failure', []],
   ['throughput', []],
   ['verify', []],
+  ['metadata', []],
 ];
 
 function run(name, nodeArgs) {

@@ -37,7 +37,7 @@ async function freePort(): Promise<number> {
 }
 
 /** Why no server could be started, or the server. */
-export async function startPostgres(): Promise<PgServer | string> {
+export async function startPostgres(opts: { fsync?: boolean } = {}): Promise<PgServer | string> {
   if (process.env.PG_URL) return { url: process.env.PG_URL, kind: 'external', stop: async () => {} };
   const bin = binDir();
   if (!bin) return 'no PostgreSQL server binaries (looked in /usr/lib/postgresql/*/bin and PG_BIN); install postgresql, or set PG_URL';
@@ -58,9 +58,9 @@ export async function startPostgres(): Promise<PgServer | string> {
     return `initdb failed: ${(init.stderr || init.stdout || String(init.error)).trim().split('\n').slice(-3).join(' / ')}`;
   }
   const port = await freePort();
-  // fsync off: a test cluster, thrown away at the end.
+  // fsync off for tests: a cluster thrown away at the end (the benchmark keeps it on).
   const child: ChildProcess = spawn(
-    ...run(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=200']),
+    ...run(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', `fsync=${opts.fsync ? 'on' : 'off'}`, '-c', 'max_connections=200']),
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
