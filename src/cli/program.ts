@@ -89,7 +89,8 @@ export function buildProgram(hooks: ProgramHooks): Command {
       .command('compact')
       .description('run one compaction of the node (or, with --watch, one every --interval until SIGINT/SIGTERM)')
       .option('--watch', `keep running: a run every --interval (default ${formatDuration(COMPACTOR_DEFAULTS.interval)})`)
-      .option('--no-progress', 'no progress bar (it is shown only on a TTY, never with --json)'),
+      .option('--no-progress', 'no progress bar (it is shown only on a TTY, never with --json)')
+      .option('--adopt-expired-nodes', 'with --watch: also compact one other node whose compactor stopped renewing its lease, under its id (shared PostgreSQL metadata)'),
     'all',
   ).action(run(async (ctx, flags: Record<string, unknown>) => (await import('./commands/compact.js')).compactCommand(ctx, flags)));
 

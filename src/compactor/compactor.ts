@@ -4,7 +4,7 @@ import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
 import { AbortError, FormatError, StateError, toCompactorError, type CompactorError } from '../errors.js';
 import { parseObjectKey } from '../format/keys.js';
-import type { MetadataStore, QuarantinedObject, StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
+import { ADOPTER_PREFIX, type MetadataStore, type QuarantinedObject, type StreamMetadata, type StreamSetObjectMetadata } from '../metadata/types.js';
 import { idleReason, planCompaction } from '../plan/index.js';
 import type { CompactionPlan, PlanExclusion, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
@@ -52,15 +52,26 @@ export class Compactor {
   private runIds = 0;
   private closed = false;
   /** Names this compactor in the node lease, for the one-line error a second one gets. */
-  private readonly holder = `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
+  private readonly holder: string;
+  /** Set on the compactor an adopter runs for another node: its lease yields to the home node. */
+  private readonly adopted: boolean;
+  /** While started: renews the node lease between runs too, so the node is seen alive. */
+  private keeper: NodeJS.Timeout | undefined;
+  /** The node this compactor adopted (at most one), and the compactor it runs for it. */
+  private adoption: { nodeId: number; compactor: Compactor } | undefined;
+  private readonly constructorOptions: CompactorOptions;
   private readonly stopRequestSamples: () => void;
   /** The running run's epoch for the node (claimNode); undefined: the store does not fence. */
   private epoch: number | undefined;
   /** Set once a commit was fenced: another compactor claimed the node, and this one stops for good. */
   private fenced: CompactorError | undefined;
 
-  constructor(opts: CompactorOptions) {
+  /** @param internal for an adoption: the lease holder and the adopted flag (not public API). */
+  constructor(opts: CompactorOptions, internal: { holder?: string; adopted?: boolean } = {}) {
     this.options = resolveCompactorOptions(opts);
+    this.constructorOptions = opts;
+    this.holder = internal.holder ?? `${hostname()} pid ${process.pid} (${randomUUID().slice(0, 8)})`;
+    this.adopted = internal.adopted === true;
     this.storage = opts.storage;
     this.metadata = opts.metadata;
     // Embedded in a host, the library logs only through the host's logger: never to stdout by
@@ -162,7 +173,8 @@ export class Compactor {
   private async holdLease(controller: AbortController, log: Logger): Promise<{ stop(): Promise<void> } | undefined> {
     const store = this.metadata;
     if (!store.acquireNodeLease) return undefined;
-    const req = { nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs };
+    // The home node takes its lease back from an adopter; an adopter never takes one.
+    const req = { nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs, preemptAdopter: !this.adopted };
     await store.acquireNodeLease(req);
     const timer = setInterval(() => {
       store.acquireNodeLease!(req).catch((err: unknown) => {
@@ -174,6 +186,8 @@ export class Compactor {
     return {
       stop: async () => {
         clearInterval(timer);
+        // A started compactor keeps its lease between runs: its node is alive.
+        if (this.keeper) return;
         await store.releaseNodeLease?.({ nodeId: req.nodeId, holder: req.holder }).catch((err: unknown) => log.warn({ err }, 'releasing the node lease failed; it expires'));
       },
     };
@@ -376,7 +390,61 @@ export class Compactor {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
     if (this.fenced) throw this.fenced;
     if (this.timer) return;
+    this.startKeeper();
     this.schedule(0);
+  }
+
+  /** Renews the node lease every third of its ttl while started (a failure is logged: the next run says more). */
+  private startKeeper(): void {
+    const store = this.metadata;
+    if (this.keeper || !store.acquireNodeLease) return;
+    const renew = () =>
+      void store
+        .acquireNodeLease!({ nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs, preemptAdopter: !this.adopted })
+        .catch((err: unknown) => this.logger.warn({ err }, 'renewing the node lease failed'));
+    renew();
+    this.keeper = setInterval(renew, Math.max(1, Math.floor(this.options.leaseTtlMs / 3)));
+    this.keeper.unref?.();
+  }
+
+  private async stopKeeper(): Promise<void> {
+    if (!this.keeper) return;
+    clearInterval(this.keeper);
+    this.keeper = undefined;
+    await this.metadata.releaseNodeLease?.({ nodeId: this.options.nodeId, holder: this.holder }).catch(() => {});
+  }
+
+  /**
+   * One compaction of an expired node (see `adoptExpiredNodes`): the node adopted before, or the
+   * first other node with live SSOs and no unexpired lease. Undefined when there is none, or when
+   * the adoption ended (the home node came back: its lease or its claim refused this run).
+   */
+  async adoptOnce(opts: { signal?: AbortSignal } = {}): Promise<(CompactionReport & { nodeId: number }) | undefined> {
+    if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
+    if (!this.adoption) {
+      const [nodeId] = (await this.metadata.listExpiredNodes?.({ excludeNodeId: this.options.nodeId })) ?? [];
+      if (nodeId === undefined) return undefined;
+      const compactor = new Compactor({ ...this.constructorOptions, nodeId, logger: this.logger.child({ adoptedNode: nodeId }) }, { holder: `${ADOPTER_PREFIX}${this.holder}`, adopted: true });
+      compactor.events$.subscribe({ next: (e) => this.events.next(e) });
+      // Held between its runs too: no other adopter takes the node while this one has it.
+      compactor.startKeeper();
+      this.adoption = { nodeId, compactor };
+      this.logger.warn({ adoptedNode: nodeId }, 'adopting an expired node: compacting its SSOs under its id');
+    }
+    const { nodeId, compactor } = this.adoption;
+    try {
+      return { ...(await compactor.compactOnce(opts)), nodeId };
+    } catch (err) {
+      const e = toCompactorError(err);
+      if (e.code === 'ERR_METADATA_FENCED' || e.code === 'ERR_METADATA_NODE_BUSY') {
+        // The home node (or another adopter) has it now: let it go.
+        this.logger.info({ adoptedNode: nodeId, code: e.code }, 'adoption ended: the node is taken');
+        this.adoption = undefined;
+        await compactor.close();
+        return undefined;
+      }
+      throw e;
+    }
   }
 
   private schedule(delayMs: number): void {
@@ -384,7 +452,12 @@ export class Compactor {
       this.timer = undefined;
       if (this.closed) return;
       this.compactOnce().then(
-        (r) => this.schedule(r.deferred.length > 0 ? this.options.soonInterval : this.options.interval),
+        async (r) => {
+          if (this.options.adoptExpiredNodes && !this.closed) {
+            await this.adoptOnce().catch((err: unknown) => this.logger.warn({ err }, 'compacting an adopted node failed'));
+          }
+          if (!this.closed) this.schedule(r.deferred.length > 0 ? this.options.soonInterval : this.options.interval);
+        },
         (err: CompactorError) => {
           if (!this.closed && err.code !== 'ERR_BUSY') this.logger.warn({ err }, 'scheduled compaction failed');
           if (!this.closed && !this.fenced) this.schedule(this.options.interval);
@@ -402,6 +475,9 @@ export class Compactor {
     this.timer = undefined;
     this.lifetime.abort(new AbortError('the compactor was closed'));
     await this.running?.catch(() => {});
+    await this.adoption?.compactor.close();
+    this.adoption = undefined;
+    await this.stopKeeper();
     await this.supervisor.close();
     this.stopRequestSamples();
     this.events.complete();

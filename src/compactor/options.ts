@@ -44,6 +44,14 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   gcSafetyAgeMs?: number;
   /** The node lease a run holds (renewed every third of it); a crashed holder's expires after it. Default 30 s. */
   leaseTtlMs?: number;
+  /**
+   * Opt-in: after each scheduled run, compact one other node whose compactor stopped renewing
+   * its lease (a dead ingest node), under that node's id, keeping its SSOs' orderId and data
+   * time. At most one adoption at a time; the home node takes its id back when it returns, and
+   * the adopter's run of it is fenced. Needs a store with `listExpiredNodes` (both stores), and
+   * every node's compactor running scheduled (`start()`), which holds its lease while it lives.
+   */
+  adoptExpiredNodes?: boolean;
   logger?: Logger;
 }
 
@@ -65,6 +73,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   cancelTimeoutMs: number;
   gcSafetyAgeMs: number;
   leaseTtlMs: number;
+  adoptExpiredNodes: boolean;
 }
 
 export const COMPACTOR_DEFAULTS = Object.freeze({
@@ -98,7 +107,15 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
   const planner = resolvePlannerOptions(opts);
   // The planner's minimum can be lowered for pure planning; parts go to a real store here.
   checkPartSizeForStorage(opts.storage, planner.partSize);
-  const out: ResolvedCompactorOptions = { ...planner, ...COMPACTOR_DEFAULTS, nodeId: checkNonNegativeInt('nodeId', opts.nodeId) };
+  if (opts.adoptExpiredNodes !== undefined && typeof opts.adoptExpiredNodes !== 'boolean') {
+    throw new OptionsError('adoptExpiredNodes', `must be true or false, got ${JSON.stringify(opts.adoptExpiredNodes)}`);
+  }
+  const out: ResolvedCompactorOptions = {
+    ...planner,
+    ...COMPACTOR_DEFAULTS,
+    nodeId: checkNonNegativeInt('nodeId', opts.nodeId),
+    adoptExpiredNodes: opts.adoptExpiredNodes === true,
+  };
   for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {
     const v = opts[k];
     if (v !== undefined) out[k] = checkPositiveInt(k, v);

@@ -20,6 +20,7 @@ import type {
   StreamObjectMetadata,
   StreamSetObjectMetadata,
 } from './types.js';
+import { ADOPTER_PREFIX } from './types.js';
 
 export interface PostgresMetadataStoreOptions {
   /** postgres://user:password@host:port/database (libpq's form; PG* variables fill the gaps). */
@@ -290,7 +291,17 @@ export class PostgresMetadataStore implements MetadataStore {
     return ((await this.query('releaseQuarantined', 'DELETE FROM quarantine WHERE object_id = $1', [int('objectId', objectId)])).rowCount ?? 0) > 0;
   }
 
-  async acquireNodeLease(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void> {
+  async listExpiredNodes(req: { excludeNodeId: number }): Promise<number[]> {
+    const { rows } = await this.query<{ node_id: number }>(
+      'listExpiredNodes',
+      `SELECT DISTINCT o.node_id FROM objects o WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id <> $1
+         AND NOT EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = o.node_id AND l.expires_ms > ${NOW}) ORDER BY o.node_id`,
+      [int('excludeNodeId', req.excludeNodeId)],
+    );
+    return rows.map((r) => r.node_id);
+  }
+
+  async acquireNodeLease(req: { nodeId: number; holder: string; ttlMs: number; preemptAdopter?: boolean }): Promise<void> {
     const nodeId = int('nodeId', req.nodeId);
     const ttlMs = int('ttlMs', req.ttlMs, 1);
     const holder = String(req.holder);
@@ -298,7 +309,8 @@ export class PostgresMetadataStore implements MetadataStore {
       const now = await this.now(c);
       await c.query('INSERT INTO node_leases VALUES ($1, $2, $3, 0) ON CONFLICT (node_id) DO NOTHING', [nodeId, holder, now]);
       const row = (await c.query<{ holder: string; since_ms: number; expires_ms: number }>('SELECT * FROM node_leases WHERE node_id = $1 FOR UPDATE', [nodeId])).rows[0]!;
-      if (row.holder !== holder && row.expires_ms > now) {
+      const adopter = req.preemptAdopter === true && row.holder.startsWith(ADOPTER_PREFIX);
+      if (row.holder !== holder && row.expires_ms > now && !adopter) {
         throw new MetadataError(
           'ERR_METADATA_NODE_BUSY',
           `another compactor holds node ${nodeId} (${row.holder}, running since ${new Date(row.since_ms).toISOString()}, ` +

@@ -44,6 +44,7 @@ import type {
   StreamSetObjectMetadata,
   StreamState,
 } from './types.js';
+import { ADOPTER_PREFIX } from './types.js';
 
 export interface SqliteMetadataStoreOptions {
   /** Database file, created when missing; ':memory:' for a private in-memory database. */
@@ -503,7 +504,20 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.write('releaseQuarantined', () => this.open('releaseQuarantined').prepare('DELETE FROM quarantine WHERE object_id = ?').run(id).changes > 0);
   }
 
-  async acquireNodeLease(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void> {
+  async listExpiredNodes(req: { excludeNodeId: number }): Promise<number[]> {
+    const exclude = int('excludeNodeId', req.excludeNodeId);
+    return this.read('listExpiredNodes', () =>
+      this.open('listExpiredNodes')
+        .prepare<[number, number], number>(
+          `SELECT DISTINCT o.node_id FROM objects o WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id <> ?
+             AND NOT EXISTS (SELECT 1 FROM node_leases l WHERE l.node_id = o.node_id AND l.expires_ms > ?) ORDER BY o.node_id`,
+        )
+        .pluck()
+        .all(exclude, this.now()),
+    );
+  }
+
+  async acquireNodeLease(req: { nodeId: number; holder: string; ttlMs: number; preemptAdopter?: boolean }): Promise<void> {
     const nodeId = int('nodeId', req.nodeId);
     const ttlMs = int('ttlMs', req.ttlMs, 1);
     return this.write('acquireNodeLease', () => {
@@ -512,7 +526,8 @@ export class SqliteMetadataStore implements MetadataStore {
       const row = db.prepare('SELECT holder, since_ms, expires_ms FROM node_leases WHERE node_id = ?').get(nodeId) as
         | { holder: string; since_ms: number; expires_ms: number }
         | undefined;
-      if (row && row.holder !== req.holder && row.expires_ms > now) {
+      const adopter = row !== undefined && req.preemptAdopter === true && row.holder.startsWith(ADOPTER_PREFIX);
+      if (row && row.holder !== req.holder && row.expires_ms > now && !adopter) {
         throw new MetadataError(
           'ERR_METADATA_NODE_BUSY',
           `another compactor holds node ${nodeId} (${row.holder}, running since ${new Date(row.since_ms).toISOString()}, ` +

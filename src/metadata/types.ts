@@ -1,5 +1,8 @@
 export type StreamState = 'opened' | 'closed' | 'deleted';
 
+/** The start of a lease holder that adopted another node's SSOs (its home node may take the lease back). */
+export const ADOPTER_PREFIX = 'adopted by ';
+
 export interface StreamMetadata {
   streamId: number;
   epoch: number;
@@ -129,7 +132,13 @@ export interface MetadataStore {
    * runs. Acquiring (or renewing) a lease another holder has and that has not expired throws
    * `MetadataError('ERR_METADATA_NODE_BUSY')` naming the holder. Releasing is idempotent.
    */
-  acquireNodeLease?(req: { nodeId: number; holder: string; ttlMs: number }): Promise<void>;
+  acquireNodeLease?(req: { nodeId: number; holder: string; ttlMs: number; preemptAdopter?: boolean }): Promise<void>;
+  /**
+   * Optional adoption: the nodes other than `excludeNodeId` that have live SSOs and no unexpired
+   * lease (their compactor stopped renewing), by node id. An adopter's lease holder starts with
+   * `ADOPTER_PREFIX`; the home node takes its lease back from one (`preemptAdopter`).
+   */
+  listExpiredNodes?(req: { excludeNodeId: number }): Promise<number[]>;
   releaseNodeLease?(req: { nodeId: number; holder: string }): Promise<void>;
   /**
    * Optional fencing: claims the node for a compactor and returns its epoch (one more than the

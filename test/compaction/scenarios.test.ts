@@ -4,7 +4,8 @@
  * reads back identical, and every live object decodes.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { makeRecords } from '../support/records.js';
+import { readStream } from '../../src/ingest/read-stream.js';
+import { collect, makeRecords } from '../support/records.js';
 import { createTestNode, MiB, type TestNode } from '../support/node.js';
 
 const KiB = 1024;
@@ -65,10 +66,14 @@ describe('compaction scenarios', () => {
     expect(report.compactedObjectIds).toEqual([a, b, c]);
     const [sso] = await n.metadata.listStreamSetObjects({ nodeId: 1 });
     expect(sso!.ranges).toEqual([
-      { streamId: 1, startOffset: 40, endOffset: 100 }, // [40,50) straddles 45: kept whole
+      // [40,50) straddles 45: the block is kept whole in the object, and metadata's range begins
+      // at the start (issue #12: no live range below a stream's start offset).
+      { streamId: 1, startOffset: 45, endOffset: 100 },
       { streamId: 2, startOffset: 0, endOffset: 4 },
     ]);
     await n.verify();
+    const records = await collect(readStream({ storage: n.storage, metadata: n.metadata, streamId: 1 }));
+    expect(records[0]!.baseOffset).toBe(40); // the straddling record, whole
   });
 
   it('leaves alone SSOs that share no stream with any other candidate', async () => {

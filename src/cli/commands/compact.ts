@@ -21,6 +21,7 @@ export async function openCompactor(ctx: CliContext, flags: Record<string, unkno
   const storage = await ctx.storage(tunables.minPartSize !== undefined ? { minPartSize: tunables.minPartSize } : {});
   const compactor = new Compactor({
     ...tunables,
+    ...(flags.adoptExpiredNodes === true ? { adoptExpiredNodes: true } : {}),
     storage,
     metadata,
     nodeId: ctx.globals.nodeId,
