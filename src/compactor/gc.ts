@@ -45,7 +45,8 @@ export async function deleteDueObjects(
   metadata: MetadataStore,
   opts: { nowMs?: number; dryRun?: boolean; signal?: AbortSignal } = {},
 ): Promise<number[]> {
-  const due = await metadata.listPendingDeletions({ nowMs: opts.nowMs ?? Date.now() });
+  // Without a given time the store's clock decides (the database's, for a shared store).
+  const due = await metadata.listPendingDeletions(opts.nowMs !== undefined ? { nowMs: opts.nowMs } : {});
   if (due.length === 0 || opts.dryRun) return due.map((d) => d.objectId);
   const ids = due.map((d) => d.objectId);
   await storage.deleteObjects(
@@ -74,7 +75,7 @@ export async function collectGarbage(
   const oldEnough = (d: Date | undefined) => d !== undefined && now - d.getTime() >= safetyAgeMs;
   const ours = (key: string) => parseObjectKey(key)?.namespace === storage.namespace;
 
-  const deletedCompacted = await deleteDueObjects(storage, metadata, { nowMs: now, dryRun, ...(signal ? { signal } : {}) });
+  const deletedCompacted = await deleteDueObjects(storage, metadata, { ...(opts.nowMs !== undefined ? { nowMs: opts.nowMs } : {}), dryRun, ...(signal ? { signal } : {}) });
 
   const listed = (await storage.listObjects({ signal })).filter((o) => ours(o.key));
   const deletedObjects: string[] = [];

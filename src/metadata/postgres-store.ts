@@ -87,6 +87,10 @@ export class PostgresMetadataStore implements MetadataStore {
     });
     // An idle connection the server ended: the pool drops it; the next query opens another.
     this.pool.on('error', () => {});
+    // A checked-out one the server ends (idle_in_transaction_session_timeout, a restart) emits
+    // 'error' too, which would end the host's process unheard; its query in flight rejects with
+    // the cause, which is what the caller sees.
+    this.pool.on('connect', (client) => client.on('error', () => {}));
   }
 
   /** Connects, creates or migrates the schema (under an advisory lock), and returns the store. */
@@ -243,13 +247,13 @@ export class PostgresMetadataStore implements MetadataStore {
     }, true);
   }
 
-  async listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]> {
+  async listPendingDeletions(req: { nowMs?: number; limit?: number } = {}): Promise<PendingDeletion[]> {
     checkObject('req', req);
-    const nowMs = int('nowMs', req.nowMs);
+    const nowMs = req.nowMs === undefined ? null : int('nowMs', req.nowMs);
     const limit = req.limit === undefined ? null : int('limit', req.limit, 1);
     const rows = await this.query<{ object_id: number; delete_due_ms: number }>(
       'listPendingDeletions',
-      `SELECT object_id, delete_due_ms FROM objects WHERE state = 'deleting' AND delete_due_ms <= $1 ORDER BY delete_due_ms, object_id LIMIT $2`,
+      `SELECT object_id, delete_due_ms FROM objects WHERE state = 'deleting' AND delete_due_ms <= COALESCE($1::int8, ${NOW}) ORDER BY delete_due_ms, object_id LIMIT $2`,
       [nowMs, limit],
     );
     return rows.rows.map((r) => ({ objectId: r.object_id, dueAtMs: r.delete_due_ms }));
@@ -535,7 +539,9 @@ export class PostgresMetadataStore implements MetadataStore {
     if (code === '3D000') return io('the database does not exist; create it (CREATE DATABASE) or fix the connection string', false);
     if (code === '25006') return new MetadataError('ERR_METADATA_READ_ONLY', `${op} refused: ${this.where} was opened read-only`, { cause: err });
     if (code === '53100') return io('the server disk is full; free space, then retry', true);
-    if (code.startsWith('08') || code.startsWith('57P')) return io('the connection to the server broke; retry', true);
+    if (code.startsWith('08') || code.startsWith('57P') || /Connection terminated|not queryable|connection error|Client was closed/i.test(e.message ?? '')) {
+      return io('the connection to the server broke (or the server ended the session); retry', true);
+    }
     return err;
   }
 }

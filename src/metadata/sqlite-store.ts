@@ -455,10 +455,10 @@ export class SqliteMetadataStore implements MetadataStore {
     }));
   }
 
-  async listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]> {
+  async listPendingDeletions(req: { nowMs?: number; limit?: number } = {}): Promise<PendingDeletion[]> {
     return this.read('listPendingDeletions', () => {
       checkObject('req', req);
-      const nowMs = int('nowMs', req.nowMs);
+      const nowMs = req.nowMs === undefined ? this.now() : int('nowMs', req.nowMs);
       const limit = optionalInt('limit', req.limit, -1, 1);
       return this.st.pendingDeletions
         .all(nowMs, limit)

@@ -105,8 +105,12 @@ export interface MetadataStore {
   /** Optional: the streams with a range in a live SSO of the node (else derived from the ranges). */
   getStreamsOfNode?(nodeId: number): Promise<StreamMetadata[]>;
   listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]>;
-  /** Objects removed by commits whose grace period ends at or before `nowMs`. */
-  listPendingDeletions(req: { nowMs: number; limit?: number }): Promise<PendingDeletion[]>;
+  /**
+   * Objects removed by commits whose grace period ends at or before `nowMs`; without it, the
+   * store's own clock decides (PostgreSQL: the database's, so no node's clock can make an
+   * object due early).
+   */
+  listPendingDeletions(req: { nowMs?: number; limit?: number }): Promise<PendingDeletion[]>;
   /** Forget pending deletions once storage has deleted the objects. Idempotent. */
   completeDeletions(objectIds: readonly number[]): Promise<void>;
   /**

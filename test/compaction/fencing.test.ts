@@ -7,8 +7,11 @@
  *    of a loser stays in the bucket, and every record reads back;
  *  - a zombie: a compactor stopped (SIGSTOP) after planning until its lease runs out, a new one
  *    compacts the node meanwhile, then the zombie resumes: it commits nothing, fails fenced, and
- *    removes its outputs.
+ *    removes its outputs;
+ *  - a zombie stopped inside its commit transaction: the server ends its idle session (and its
+ *    locks) so the new compactor is not held; resumed, it commits nothing, fails typed, cleans up.
  */
+import pg from 'pg';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +25,7 @@ import { PostgresMetadataStore } from '../../src/metadata/index.js';
 import type { S3Storage } from '../../src/storage/s3-storage.js';
 import { ensureBuilt } from '../cli/helpers.js';
 import { makeBucket, s3Endpoint } from '../support/env.js';
+import { fault, startFaultProxy } from '../support/fault-proxy.js';
 import { createTestDatabase, pgAvailable, type TestDatabase } from '../support/pg.js';
 import { collect, makeRecords, plain } from '../support/records.js';
 
@@ -29,7 +33,7 @@ const CHILD = fileURLToPath(new URL('./fixtures/pg-compactor-child.mjs', import.
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const STREAMS = [1, 2, 3, 4, 5, 6];
 /** Rounds per process (two processes): S3SC_FENCING_ROUNDS for a longer run. */
-const ROUNDS = Number(process.env.S3SC_FENCING_ROUNDS ?? 8);
+const ROUNDS = Number(process.env.S3SC_FENCING_ROUNDS ?? 25);
 
 interface Line {
   type: string;
@@ -115,6 +119,20 @@ describe.skipIf(!pgAvailable)('fencing on PostgreSQL, compactors in separate pro
     await uploadStreamSetObject({ storage, metadata: store, nodeId: 1, records, blockSize: 4096 });
   }
 
+  /** The stopped compactor's lease runs out (it cannot renew it): wait for that, as the database sees it. */
+  async function leaseExpired(leaseTtlMs: number): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const busy = await store.acquireNodeLease({ nodeId: 1, holder: 'probe', ttlMs: 1 }).then(
+        () => false,
+        () => true,
+      );
+      if (!busy) return;
+      expect(Date.now(), 'the stopped compactor kept its lease').toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, leaseTtlMs / 4));
+    }
+  }
+
   /** Nothing in the bucket that metadata does not know; every record ever written reads back. */
   async function checkEnd(): Promise<void> {
     const gc = await collectGarbage(storage, store, { safetyAgeMs: 0, force: true });
@@ -174,6 +192,55 @@ describe.skipIf(!pgAvailable)('fencing on PostgreSQL, compactors in separate pro
     await checkEnd();
   }, 300_000);
 
+  it('a zombie stopped inside its commit transaction holds no one up, then commits nothing, fails typed and cleans up', async () => {
+    for (let i = 200; i < 206; i++) await ingestOne(i);
+    const leaseTtlMs = 600;
+    // Its writes are slow (a proxy holds each answer back), so its commit comes after the lock below.
+    const proxy = await startFaultProxy(s3Endpoint());
+    proxy.addRule({ op: ['PutObject', 'UploadPart', 'CompleteMultipartUpload'], times: Infinity, action: fault.delay(1_000) });
+    const zombie = startChild({ bucket: storage.bucket, endpoint: proxy.url, pgUrl: db.url, leaseTtlMs, idleInTransactionTimeoutMs: 1_500 });
+    await zombie.seen((l) => l.type === 'run.planned');
+    // Hold the node's epoch row: the zombie's commit, once inside its transaction, waits on it.
+    const locker = new pg.Client({ connectionString: db.url });
+    await locker.connect();
+    let stopped = false;
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT * FROM node_epochs WHERE node_id = 1 FOR UPDATE');
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const { rows } = await locker.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 's3-stream-compactor' AND wait_event_type = 'Lock'`,
+        );
+        if (rows[0].n > 0) break;
+        expect(Date.now(), 'the zombie never reached its commit').toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      process.kill(zombie.pid, 'SIGSTOP');
+      stopped = true;
+    } finally {
+      // Released: the zombie's transaction gets the row and then sits idle, its process stopped.
+      await locker.query('ROLLBACK').catch(() => {});
+      await locker.end();
+    }
+    try {
+      await leaseExpired(leaseTtlMs);
+      const fresh = startChild({ bucket: storage.bucket, endpoint: s3Endpoint(), pgUrl: db.url, leaseTtlMs });
+      const end = await fresh.exited;
+      expect(end.code, end.stderr).toBe(0);
+      expect(fresh.lines.find((l) => l.type === 'done')?.committed, JSON.stringify(fresh.lines)).toBe(true);
+    } finally {
+      if (stopped) process.kill(zombie.pid, 'SIGCONT');
+    }
+    const end = await zombie.exited;
+    await proxy.close();
+    expect(end.code, end.stderr).toBe(0);
+    const outcome = zombie.lines.find((l) => l.type === 'failed' || l.type === 'done')!;
+    expect(outcome.type, JSON.stringify(zombie.lines)).toBe('failed');
+    expect(['ERR_METADATA_IO', 'ERR_METADATA_FENCED'], outcome.message).toContain(outcome.code);
+    await checkEnd();
+  }, 120_000);
+
   it('a zombie stopped after planning resumes after another compactor committed: fenced, nothing committed, its outputs gone', async () => {
     for (let i = 100; i < 106; i++) await ingestOne(i);
     const leaseTtlMs = 600;
@@ -181,17 +248,7 @@ describe.skipIf(!pgAvailable)('fencing on PostgreSQL, compactors in separate pro
     await zombie.seen((l) => l.type === 'run.planned');
     process.kill(zombie.pid, 'SIGSTOP');
     try {
-      // Its lease runs out while it cannot renew it: wait for that, as the database sees it.
-      const deadline = Date.now() + 10_000;
-      for (;;) {
-        const busy = await store.acquireNodeLease({ nodeId: 1, holder: 'probe', ttlMs: 1 }).then(
-          () => false,
-          () => true,
-        );
-        if (!busy) break;
-        expect(Date.now(), 'the stopped compactor kept its lease').toBeLessThan(deadline);
-        await new Promise((r) => setTimeout(r, leaseTtlMs / 4));
-      }
+      await leaseExpired(leaseTtlMs);
       const fresh = startChild({ bucket: storage.bucket, endpoint: s3Endpoint(), pgUrl: db.url, leaseTtlMs });
       const end = await fresh.exited;
       expect(end.code, end.stderr).toBe(0);
