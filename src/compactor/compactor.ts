@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
-import { AbortError, FormatError, StateError, toCompactorError, type CompactorError } from '../errors.js';
+import { AbortError, FormatError, MetadataError, StateError, toCompactorError, type CompactorError } from '../errors.js';
 import { parseObjectKey } from '../format/keys.js';
 import { ADOPTER_PREFIX, type MetadataStore, type QuarantinedObject, type StreamMetadata, type StreamSetObjectMetadata } from '../metadata/types.js';
 import { idleReason, planCompaction } from '../plan/index.js';
@@ -148,7 +148,7 @@ export class Compactor {
       }
     } catch (err) {
       // A lost lease aborts the run with its own error, which says more than the abort.
-      const error = toCompactorError(controller.signal.aborted && !signal.aborted ? controller.signal.reason : err);
+      const error = await this.explainVanished(toCompactorError(controller.signal.aborted && !signal.aborted ? controller.signal.reason : err));
       if (error.code === 'ERR_METADATA_FENCED') {
         // Another compactor owns the node now: never run again (the outputs were removed below).
         this.fenced = error;
@@ -191,6 +191,24 @@ export class Compactor {
         await store.releaseNodeLease?.({ nodeId: req.nodeId, holder: req.holder }).catch((err: unknown) => log.warn({ err }, 'releasing the node lease failed; it expires'));
       },
     };
+  }
+
+  /**
+   * A source that vanished from storage mid-run because another compactor compacted it (and its
+   * grace period ended) is that: ERR_METADATA_OBJECT_NOT_LIVE, like a lost commit race, not a
+   * storage failure to investigate.
+   */
+  private async explainVanished(error: CompactorError): Promise<CompactorError> {
+    if (error.code !== 'ERR_STORAGE_NOT_FOUND') return error;
+    const source = parseObjectKey((error as { key?: string }).key ?? '');
+    if (!source || source.namespace !== this.storage.namespace) return error;
+    const live = await this.metadata.listStreamSetObjects({ nodeId: this.options.nodeId, withRanges: false }).catch(() => undefined);
+    if (!live || live.some((o) => o.objectId === source.objectId)) return error;
+    return new MetadataError(
+      'ERR_METADATA_OBJECT_NOT_LIVE',
+      `source SSO ${source.objectId} is no longer live: another compactor compacted it during this run (and it was deleted from storage); nothing was committed, the next run plans again`,
+      { cause: error },
+    );
   }
 
   /** Quarantines an object (when the store can), and says so in the events and the log, once a run. */
@@ -325,13 +343,22 @@ export class Compactor {
   }> {
     const { nodeId, maxObjectsPerRun } = this.options;
     const lean = typeof this.metadata.getStreamsOfNode === 'function';
-    const nodeStreams = lean ? await this.metadata.getStreamsOfNode!(nodeId) : undefined;
     // Ranges let planning check each index against what metadata promises, but a node's ranges
     // can number in the hundreds of thousands, and a synchronous store would stall the host's
     // thread loading them: past a bound, planning goes without them.
     const nodeObjects = lean ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: false }) : undefined;
-    const withRanges = !lean || nodeObjects!.length * nodeStreams!.length <= MAX_RANGES_LOADED;
+    const streamCount = lean && nodeObjects!.length > 0 ? (await this.metadata.getStreamsOfNode!(nodeId)).length : 0;
+    const withRanges = !lean || nodeObjects!.length * streamCount <= MAX_RANGES_LOADED;
     const all = withRanges ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: true }) : nodeObjects!;
+    // The streams are read AFTER the objects: planning drops the blocks of a stream it has no
+    // metadata for, and an ingest committing between the two reads would otherwise bring an SSO
+    // of a stream that the stream list predates (its records were lost: the many-node test).
+    let nodeStreams = lean ? await this.metadata.getStreamsOfNode!(nodeId) : undefined;
+    if (nodeStreams && withRanges) {
+      const known = new Set(nodeStreams.map((s) => s.streamId));
+      const missing = [...new Set(all.flatMap((o) => o.ranges.map((r) => r.streamId)))].filter((id) => !known.has(id));
+      if (missing.length > 0) nodeStreams = [...nodeStreams, ...(await this.metadata.getStreams(missing))];
+    }
     const quarantined = new Map<number, QuarantinedObject>();
     for (const q of (await this.metadata.listQuarantined?.()) ?? []) quarantined.set(q.objectId, q);
     for (const q of thisRun.values()) if (!quarantined.has(q.objectId)) quarantined.set(q.objectId, { ...q, atMs: Date.now() });

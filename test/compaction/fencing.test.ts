@@ -33,7 +33,7 @@ const CHILD = fileURLToPath(new URL('./fixtures/pg-compactor-child.mjs', import.
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const STREAMS = [1, 2, 3, 4, 5, 6];
 /** Rounds per process (two processes): S3SC_FENCING_ROUNDS for a longer run. */
-const ROUNDS = Number(process.env.S3SC_FENCING_ROUNDS ?? 25);
+const ROUNDS = Number(process.env.S3SC_FENCING_ROUNDS ?? 50);
 
 interface Line {
   type: string;

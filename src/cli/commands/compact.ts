@@ -1,6 +1,7 @@
 import type { Subscription } from 'rxjs';
 import { Compactor } from '../../compactor/compactor.js';
 import type { CompactionReport, CompactorEvent } from '../../compactor/events.js';
+import type { CompactorError } from '../../errors.js';
 import { attachMetrics } from '../../observability/attach.js';
 import { startMetricsServer } from '../../observability/server.js';
 import type { CliContext } from '../context.js';
@@ -80,10 +81,13 @@ async function once(ctx: CliContext, compactor: Compactor, progressAllowed: bool
 async function watch(ctx: CliContext, compactor: Compactor): Promise<number> {
   const g = ctx.globals;
   let stopping = false;
+  let onFenced: ((err: CompactorError) => void) | undefined;
   const sub = compactor.events$.subscribe((e) => {
     // The run cancelled by the shutdown is not a failure worth reporting.
     if (stopping && e.type === 'run.failed' && e.error.code === 'ERR_ABORTED') return;
     void onWatchEvent(ctx, e);
+    // Another compactor owns the node now: this one has stopped for good, and so does the command.
+    if (e.type === 'run.failed' && e.error.code === 'ERR_METADATA_FENCED') onFenced?.(e.error);
   });
   ctx.onClose(() => sub.unsubscribe());
   ctx.logger.info({ interval: compactor.options.interval }, 'watching: a compaction run every interval until SIGINT/SIGTERM');
@@ -92,7 +96,12 @@ async function watch(ctx: CliContext, compactor: Compactor): Promise<number> {
   // The schedule's timer is unref'd (a library must not keep its host alive): in watch mode the
   // command itself holds the process until a signal, or it would exit after the first run.
   const keepAlive = setInterval(() => {}, 2 ** 30);
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  const signal = await new Promise<NodeJS.Signals | CompactorError>((resolve) => {
+    onFenced = (err) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve(err);
+    };
     const stop = (sig: NodeJS.Signals) => {
       stopping = true;
       process.off('SIGINT', stop);
@@ -107,6 +116,10 @@ async function watch(ctx: CliContext, compactor: Compactor): Promise<number> {
     process.once('SIGTERM', stop);
   });
   clearInterval(keepAlive);
+  if (typeof signal !== 'string') {
+    await compactor.close();
+    throw new CliError(`stopped: ${signal.message} [${signal.code}]`, 1, { cause: signal });
+  }
   if (!g.json) await writeErr(`stopping (${signal}): cancelling the run in progress and ending the worker threads`);
   await compactor.close();
   return exitCodeOf(signal);
