@@ -135,6 +135,7 @@ export type MetadataErrorCode =
   | 'ERR_METADATA_READ_ONLY' // a write to a store opened read-only
   | 'ERR_METADATA_FENCED' // a commit under a stale compactor epoch: another compactor claimed the node
   | 'ERR_METADATA_UNSAFE_INTEGER' // an int8 value beyond 2^53 in the database
+  | 'ERR_METADATA_OUTCOME_UNKNOWN' // the connection broke during COMMIT: the change may or may not be in
   | 'ERR_METADATA_SCHEMA_OLD'; // a read-only open of a file that needs a migration first
 
 /** A wrong option value at a public boundary. Names the option and the fix. */

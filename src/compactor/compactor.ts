@@ -18,6 +18,11 @@ import type { CompactionReport, CompactorEvent } from './events.js';
 import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
 import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
 
+/** A commit whose outcome is unknown and could not be read back: nothing of it may be deleted. */
+class KeepOutputs {
+  constructor(readonly error: CompactorError) {}
+}
+
 /** Damaged sources one run leaves out before it gives up and fails (each costs a replan). */
 const MAX_DAMAGED_PER_RUN = 16;
 /** Above this many (objects x streams of the node), planning does not load metadata ranges. */
@@ -194,6 +199,29 @@ export class Compactor {
   }
 
   /**
+   * Commits; when the connection broke with the COMMIT in flight (ERR_METADATA_OUTCOME_UNKNOWN),
+   * reads metadata back: an output that is there means the commit happened (its outputs must
+   * stay), one that is not means it did not. Unreadable: the outcome stays unknown, and the
+   * outputs are left for garbage collection (which keeps what metadata knows).
+   */
+  private async commitOrFindIt(ssoId: number, soIds: number[], req: Parameters<MetadataStore['commitStreamSetObject']>[0]): Promise<void> {
+    try {
+      await this.metadata.commitStreamSetObject(req);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ERR_METADATA_OUTCOME_UNKNOWN') throw err;
+      const probe = async () => {
+        if (ssoId >= 0) return (await this.metadata.listStreamSetObjects({ nodeId: this.options.nodeId, withRanges: false })).some((o) => o.objectId === ssoId);
+        const first = req.streamObjects[0];
+        return first !== undefined && (await this.metadata.listStreamObjects({ streamId: first.streamId })).some((o) => o.objectId === soIds[0]);
+      };
+      const committed = await probe().catch(() => undefined);
+      if (committed === true) return;
+      if (committed === undefined) throw new KeepOutputs(toCompactorError(err));
+      throw err;
+    }
+  }
+
+  /**
    * A source that vanished from storage mid-run because another compactor compacted it (and its
    * grace period ended) is that: ERR_METADATA_OBJECT_NOT_LIVE, like a lost commit race, not a
    * storage failure to investigate.
@@ -292,7 +320,7 @@ export class Compactor {
           endOffset: so.endOffset,
           objectSize: result.objectSizes.get(`so:${i}`) ?? 0,
         }));
-        await this.metadata.commitStreamSetObject({
+        await this.commitOrFindIt(ssoId, soIds, {
           nodeId: this.options.nodeId,
           objectId: ssoId,
           objectSize: plan.sso ? (result.objectSizes.get('sso') ?? 0) : 0,
@@ -320,6 +348,8 @@ export class Compactor {
         log.info({ durationMs: report.durationMs, restarts: report.restarts, bytesWritten: report.bytesWritten }, 'committed');
         return report;
       } catch (err) {
+        // The commit may have happened: its outputs must stay (GC removes them if it did not).
+        if (err instanceof KeepOutputs) throw err.error;
         // Complete but uncommitted outputs are leftovers: remove them now (GC would, later).
         const keys = [...result.objectSizes.keys()].map((d) => this.storage.keyOf(d === 'sso' ? ssoId : soIds[Number(d.slice(3))]!));
         await this.storage.deleteObjects(keys).catch(() => {});

@@ -68,6 +68,16 @@ export async function uploadStreamSetObject(opts: UploadStreamSetObjectOptions):
       ...(opts.dataTimeMs !== undefined ? { dataTimeMs: opts.dataTimeMs } : {}),
     });
   } catch (err) {
+    // The connection broke with the COMMIT in flight: read back whether it happened before
+    // deleting anything (a committed object deleted is data lost).
+    if ((err as { code?: string }).code === 'ERR_METADATA_OUTCOME_UNKNOWN') {
+      const committed = await metadata
+        .listStreamSetObjects({ nodeId, withRanges: false })
+        .then((l) => l.some((o) => o.objectId === objectId))
+        .catch(() => undefined);
+      if (committed === true) return { objectId, key, objectSize: bytes.byteLength, streamRanges: ranges };
+      if (committed === undefined) throw toCompactorError(err); // unknown: left for GC
+    }
     await storage.deleteObjects([key]).catch(() => {});
     throw toCompactorError(err);
   }

@@ -62,6 +62,14 @@ function parseInt8(v: string): number {
 
 type Tx = pg.PoolClient;
 
+/** A failure of the connection itself (not an answer of the server's about the statement). */
+function brokenConnection(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED'].includes(code) || code.startsWith('08') || code.startsWith('57P')) return true;
+  return /Connection terminated|not queryable|connection error|Client was closed/i.test(typeof e.message === 'string' ? e.message : '');
+}
+
 export class PostgresMetadataStore implements MetadataStore {
   readonly graceMs: number;
   readonly preparedTtlMs: number;
@@ -394,7 +402,19 @@ export class PostgresMetadataStore implements MetadataStore {
       client = await this.connect(op);
       await client.query(readOnly ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
       const out = await fn(client);
-      await client.query('COMMIT');
+      try {
+        await client.query('COMMIT');
+      } catch (err) {
+        // The connection broke with the COMMIT in flight: the database may have committed.
+        if (!readOnly && brokenConnection(err)) {
+          throw new MetadataError(
+            'ERR_METADATA_OUTCOME_UNKNOWN',
+            `${op} on ${this.where}: the connection broke while the database committed, so the change may or may not be in; read it back before acting on it`,
+            { cause: err, retryable: true },
+          );
+        }
+        throw err;
+      }
       return out;
     } catch (err) {
       // A broken connection cannot roll back: release it destroyed.
@@ -413,7 +433,7 @@ export class PostgresMetadataStore implements MetadataStore {
     const code = e.code ?? '';
     const io = (text: string, retryable: boolean) =>
       new MetadataError('ERR_METADATA_IO', `${op} failed on ${this.where}: ${text} (${code || 'no code'}: ${e.message ?? String(err)})`, { cause: err, retryable });
-    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code) || /timeout exceeded when trying to connect|Connection terminated/i.test(e.message ?? '')) {
+    if (['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code) || /timeout exceeded when trying to connect/i.test(e.message ?? '')) {
       return io('cannot reach the server; check it runs and the connection string', true);
     }
     if (code === '55P03' || code === '40P01' || code === '40001') return io('lock wait timed out or a conflicting transaction won; retry', true);
@@ -423,7 +443,7 @@ export class PostgresMetadataStore implements MetadataStore {
     if (code === '3D000') return io('the database does not exist; create it (CREATE DATABASE) or fix the connection string', false);
     if (code === '25006') return new MetadataError('ERR_METADATA_READ_ONLY', `${op} refused: ${this.where} was opened read-only`, { cause: err });
     if (code === '53100') return io('the server disk is full; free space, then retry', true);
-    if (code.startsWith('08') || code.startsWith('57P') || /Connection terminated|not queryable|connection error|Client was closed/i.test(e.message ?? '')) {
+    if (brokenConnection(err)) {
       return io('the connection to the server broke (or the server ended the session); retry', true);
     }
     return err;
