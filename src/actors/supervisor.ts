@@ -136,7 +136,7 @@ export class Supervisor {
 
   /** Reads indexes and plans on a worker thread; the host's thread only receives the summary. */
   async plan(req: { candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; nowMs: number; signal: AbortSignal }): Promise<PlannerSession> {
-    const { storage, options } = this.deps;
+    const { options } = this.deps;
     const handle = this.actorPool().spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
       PLANNER_MODULE,
       'plannerActor',

@@ -21,12 +21,10 @@ export interface ProgressBar {
   start(total: number, detail?: ProgressDetail): void;
   /** `value` undefined: the detail changes, the count stays. */
   update(value: number | undefined, detail?: ProgressDetail): void;
-  /** Raises the total (work found while running). */
-  setTotal(total: number): void;
   stop(): void;
 }
 
-const NO_BAR: ProgressBar = { start() {}, update() {}, setTotal() {}, stop() {} };
+const NO_BAR: ProgressBar = { start() {}, update() {}, stop() {} };
 
 interface Out {
   write(chunk: string): unknown;
@@ -171,11 +169,6 @@ class Bar implements ProgressBar {
     if (detail !== undefined) this.detail = detail;
     if (value !== undefined) this.value = value;
     this.bar?.update(Math.min(this.value, this.total), this.payload(this.value));
-  }
-
-  setTotal(total: number): void {
-    this.total = Math.max(1, total);
-    this.bar?.setTotal(this.total);
   }
 
   stop(): void {

@@ -40,9 +40,7 @@ import type {
   QuarantinedObject,
   StreamMetadata,
   StreamObjectMetadata,
-  StreamRange,
   StreamSetObjectMetadata,
-  StreamState,
 } from './types.js';
 import { ADOPTER_PREFIX } from './types.js';
 
