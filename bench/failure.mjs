@@ -4,7 +4,7 @@
 //    from the moment the proxy has written that response to the moment compactOnce() rejects,
 //    and check the memory budget is back to 0 at that moment (p50/p99 over N runs).
 // 2. Stalled socket: the proxy never answers UploadPart; with requestTimeoutMs T and no retries
-//    (maxAttempts 1, partAttempts 1, maxIterationAttempts 1) we time from the stalled request's
+//    (maxAttempts 1, maxIterationAttempts 1) we time from the stalled request's
 //    arrival to the rejection. Target: T + 100 ms.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,7 +112,7 @@ try {
       memoryLimit: params.memoryLimit,
       partSize: params.partSize,
       minPartSize: params.partSize,
-      partAttempts: 1,
+     
       maxIterationAttempts: 1,
     });
     const rule = proxy.addRule({ op: 'UploadPart', times: Infinity, action: fault.stall() });

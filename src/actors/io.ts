@@ -5,8 +5,8 @@
 import type { ActorReport } from '../messages/pipeline.js';
 
 export interface Outbox<T> {
-  /** Resolves once the receiver has granted credit for `bytes`; the buffers in `transfer` move. */
-  send(msg: T, bytes: number, transfer?: ArrayBuffer[]): Promise<void>;
+  /** Resolves once the receiver has granted credit for `bytes`; the message is the receiver's from then on. */
+  send(msg: T, bytes: number): Promise<void>;
 }
 
 export interface BudgetView {

@@ -1,6 +1,6 @@
 /**
  * Merger actor: puts the bytes the reader fetched (in whatever order GETs finished) into output
- * order, hands each segment to the uploader as its own buffer, and closes an output after its
+ * order, hands runs of segments to the uploader as views of the GET buffers, and closes an output after its
  * last segment with the regrouped index and the footer. Data blocks are copied as they are,
  * never re-encoded, but every block's and record's header is checked against the source entry
  * on the way (magics, lengths, counts, stream, offsets): a damaged source fails, it never spreads.
@@ -65,7 +65,7 @@ export class Merger {
     if (msg.iteration !== this.iteration) {
       throw new CompactorError('ERR_INTERNAL', `merger got bytes of iteration ${msg.iteration} during iteration ${this.iteration}`);
     }
-    const all = new Uint8Array(msg.buffer);
+    const all = msg.bytes;
     for (const p of msg.pieces) {
       this.held += p.size;
       const bytes = all.subarray(p.offset, p.offset + p.size);
@@ -118,20 +118,13 @@ export class Merger {
         end++;
         skip = 0;
       }
-      // A copy of its own, so each GET buffer can be dropped once all its pieces are out, and
-      // the chunk can move to the uploader's thread.
-      const buffer = new ArrayBuffer(size);
-      const view = new Uint8Array(buffer);
-      let at = 0;
-      for (const piece of pieces) {
-        view.set(piece, at);
-        at += piece.byteLength;
-      }
+      // Views into the GET buffers, not a copy: the uploader shares this thread and copies them
+      // once, into its part buffer.
       for (let i = this.cursor; i < end; i++) this.arrived.delete(this.segments[i]!.seq);
       const finished = end > this.cursor ? this.segments[end - 1] : undefined;
       this.cursor = end;
       this.skip = skip;
-      await this.out.send({ type: 'chunk', iteration: this.iteration, dest: first.dest, destOffset: start, buffer }, size, [buffer]);
+      await this.out.send({ type: 'chunk', iteration: this.iteration, dest: first.dest, destOffset: start, pieces, size }, size);
       this.held -= size;
       this.onEmitted?.(size);
       if (finished) await this.maybeClose(finished);
@@ -160,10 +153,8 @@ export class Merger {
 
   private async close(spec: OutputSpec): Promise<void> {
     this.closed.add(destKey(spec.dest));
-    const trailerBytes = buildIndexAndFooter(regroupIndex(spec.entries), spec.dataSize);
-    const trailer = new ArrayBuffer(trailerBytes.byteLength);
-    new Uint8Array(trailer).set(trailerBytes);
-    await this.out.send({ type: 'close', iteration: this.iteration, dest: spec.dest, trailer }, 0, [trailer]);
+    const trailer = buildIndexAndFooter(regroupIndex(spec.entries), spec.dataSize);
+    await this.out.send({ type: 'close', iteration: this.iteration, dest: spec.dest, trailer }, 0);
   }
 
   releaseHeld(): void {

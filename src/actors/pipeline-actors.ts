@@ -1,22 +1,21 @@
 /**
- * The three pipeline actors as the worker threads run them: each builds its own S3 client from
- * plain configuration (threads cannot share one), wires its credit channels, and hands the work
- * to the logic in reader.ts, merger.ts and uploader.ts. A failure goes to the supervisor as a
- * typed `failed` message at once; on cancel every actor gives back the bytes it holds.
+ * The pipeline as a worker thread runs it: one actor host per attempt, building one S3 client
+ * from plain configuration (threads cannot share one) and wiring the reader, merger and uploader
+ * (reader.ts, merger.ts, uploader.ts) with in-isolate credit channels.
  */
+import { AbortError } from '../errors.js';
 import type { Actor } from './runtime/actor-context.js';
-import { CreditReceiver, CreditSender } from './runtime/credit-channel.js';
+import { LocalChannel } from './runtime/local-channel.js';
 import {
   destKey,
   type DurableUpload,
   type MergerToUploader,
   type OutputSpec,
+  type PipelineReport,
   type PipelineSettings,
-  type ReaderReport,
   type ReaderToMerger,
-  type SupervisorToMerger,
-  type SupervisorToReader,
-  type UploaderReport,
+  type Segment,
+  type SupervisorToPipeline,
 } from '../messages/pipeline.js';
 import { objectKey } from '../format/index.js';
 import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
@@ -41,16 +40,11 @@ export interface RunInit {
   done: string[];
 }
 
-export type ReaderInit = RunInit;
-
-export interface MergerInit extends RunInit {
-  /** Credit the merger grants the reader: the budget bounds it, the window only bounds queues. */
-  inWindow: number;
-}
-
-export interface UploaderInit extends RunInit {
+export interface PipelineInit extends RunInit {
+  /** The SSO's durable parts from earlier attempts: the uploader resumes after them. */
   resume: DurableUpload | undefined;
-  inWindow: number;
+  /** Credit windows of the channels: the budget bounds the bytes, the windows only bound queues. */
+  windows: { merger: number; uploader: number };
 }
 
 /** The outputs this attempt still has to write. */
@@ -62,118 +56,91 @@ function outputsOf(init: RunInit, withEntries: boolean): OutputSpec[] {
   );
 }
 
-/**
- * The S3 SDK is loaded only by the actors that talk to S3: the merger never does, and loading
- * the SDK is most of a cold worker's start.
- */
+/** Loaded on demand: the SDK is most of a cold worker's start, and the planner's thread loads its own. */
 async function openStorage(config: S3StorageConfig) {
   const { S3Storage } = await import('../storage/s3-storage.js');
   return S3Storage.fromConfig(config);
 }
 
-/** Bytes a cancelled actor waits for still-travelling messages before it gives up on them. */
-const DRAIN_TIMEOUT_MS = 1_000;
+/** One iteration's work, derived once from the shared plan table. */
+interface IterationWork {
+  iteration: number;
+  segments: Segment[];
+}
 
-export const readerActor: Actor<ReaderInit, SupervisorToReader, ReaderReport> = async (ctx) => {
-  const { settings } = ctx.init;
+/**
+ * The reader, merger and uploader of one attempt, as actors of one worker thread: each runs its
+ * own loop over an in-isolate credit channel, so the bytes of a GET reach the uploader by
+ * reference, the thread holds one S3 client and one socket pool, and an iteration's segments
+ * are derived once. A failure goes to the supervisor as a typed `failed` message at once; on
+ * cancel every actor gives back the bytes it holds.
+ */
+export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineReport> = async (ctx) => {
+  const { init, signal, budget } = ctx;
+  const { settings } = init;
   const storage = await openStorage(settings.storage);
-  const out = new CreditSender<ReaderToMerger>(ctx.port('out'), { signal: ctx.signal, name: 'reader→merger' });
-  const reader = new Reader(storage, ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, { report: (m) => ctx.send(m) }, settings);
-  const blocks = new PlanBlocks(ctx.init.table);
-  const done = new Set(ctx.init.done);
-  try {
-    for await (const msg of ctx.messages()) {
-      try {
-        const segments = iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom, done);
-        await reader.runIteration(msg.iteration, segments, ctx.signal);
-      } catch (err) {
-        if (!ctx.signal.aborted) ctx.fail(err, msg.iteration);
-      }
-    }
-  } finally {
-    reader.releaseHeld();
-    out.close();
-    storage.close();
-  }
-};
+  const blocks = new PlanBlocks(init.table);
+  const done = new Set(init.done);
+  const toReader = new LocalChannel<IterationWork>({ window: 1, name: 'iterations→reader' });
+  const toMerger = new LocalChannel<IterationWork>({ window: 1, name: 'iterations→merger' });
+  const r2m = new LocalChannel<ReaderToMerger>({ window: init.windows.merger, name: 'reader→merger' });
+  const m2u = new LocalChannel<MergerToUploader>({ window: init.windows.uploader, name: 'merger→uploader' });
+  const reporter = { report: (m: PipelineReport) => ctx.send(m) };
+  const reader = new Reader(storage, budget, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings);
+  const merger = new Merger(outputsOf(init, true), budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize, (b) => r2m.grant(b));
+  const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
+  const fail = (err: unknown, iteration?: number) => {
+    if (!signal.aborted) ctx.fail(err, iteration);
+  };
 
-export const mergerActor: Actor<MergerInit, SupervisorToMerger, never> = async (ctx) => {
-  const input = new CreditReceiver<ReaderToMerger>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'reader→merger' });
-  const out = new CreditSender<MergerToUploader>(ctx.port('out'), { signal: ctx.signal, name: 'merger→uploader' });
-  const merger = new Merger(outputsOf(ctx.init, true), ctx.budget, { send: (m, b, t) => out.send(m, b, t) }, ctx.init.settings.partSize, (bytes) => input.grant(bytes));
-  const blocks = new PlanBlocks(ctx.init.table);
-  const done = new Set(ctx.init.done);
-  // Bytes of iteration i arrive only after the reader got iteration i's start, but that start
-  // and the merger's come on different ports: data waits here for its iteration's start.
+  // The reader runs ahead into later iterations (the budget holds it back); the merger takes
+  // them one after the other, and bytes of an iteration wait for that iteration's start.
   const started = new Map<number, Deferred<void>>();
   const startOf = (i: number) => {
     let d = started.get(i);
     if (!d) started.set(i, (d = deferred<void>()));
     return d;
   };
-  const control = (async () => {
-    for await (const msg of ctx.messages()) {
-      // The supervisor sends every iteration's start at once so the reader can run ahead (the
-      // budget holds it back); the merger takes them one after the other.
-      await raceAbort(merger.idle(), ctx.signal);
-      merger.startIteration(msg.iteration, iterationSegments(ctx.init.summary, blocks, msg.iteration, msg.ssoFrom, done));
-      startOf(msg.iteration).resolve();
-      try {
-        await merger.flush();
-      } catch (err) {
-        if (!ctx.signal.aborted) ctx.fail(err, msg.iteration);
+  const loops = [
+    (async () => {
+      for await (const { msg } of toReader.consume(signal)) await reader.runIteration(msg.iteration, msg.segments, signal).catch((e: unknown) => fail(e, msg.iteration));
+    })(),
+    (async () => {
+      for await (const { msg } of toMerger.consume(signal)) {
+        await raceAbort(merger.idle(), signal);
+        merger.startIteration(msg.iteration, msg.segments);
+        startOf(msg.iteration).resolve();
+        await merger.flush().catch((e: unknown) => fail(e, msg.iteration));
       }
-    }
-  })();
-  try {
-    for await (const d of input) {
-      await startOf(d.msg.iteration).promise;
-      try {
-        await merger.accept(d.msg);
-      } catch (err) {
-        if (!ctx.signal.aborted) ctx.fail(err, d.msg.iteration);
+    })(),
+    (async () => {
+      for await (const { msg } of r2m.consume(signal)) {
+        await raceAbort(startOf(msg.iteration).promise, signal);
+        await merger.accept(msg).catch((e: unknown) => fail(e, msg.iteration));
       }
-    }
-  } catch (err) {
-    if (!ctx.signal.aborted) ctx.fail(err);
-  } finally {
-    merger.releaseHeld();
-    // Whatever the reader sent that was never accepted is still counted: give it back.
-    await input.drain((d) => ctx.budget.release(d.bytes), { timeoutMs: DRAIN_TIMEOUT_MS }).catch(() => {});
-    out.close();
-    await control.catch(() => {});
-  }
-};
+    })(),
+    (async () => {
+      for await (const { msg } of m2u.consume(signal)) await uploader.handle(msg).catch((e: unknown) => fail(e, 'iteration' in msg ? msg.iteration : undefined));
+    })(),
+  ].map((p) => p.catch((e: unknown) => fail(e)));
 
-export const uploaderActor: Actor<UploaderInit, never, UploaderReport> = async (ctx) => {
-  const { settings } = ctx.init;
-  const storage = await openStorage(settings.storage);
-  const input = new CreditReceiver<MergerToUploader>(ctx.port('in'), { window: ctx.init.inWindow, signal: ctx.signal, name: 'merger→uploader' });
-  const uploader = new Uploader(
-    outputsOf(ctx.init, false),
-    ctx.init.resume,
-    storage,
-    ctx.budget,
-    { report: (m) => ctx.send(m) },
-    settings,
-    ctx.signal,
-    (bytes) => input.grant(bytes),
-    (err) => ctx.fail(err),
-  );
   try {
-    for await (const d of input) {
-      try {
-        await uploader.handle(d.msg);
-      } catch (err) {
-        if (!ctx.signal.aborted) ctx.fail(err, 'iteration' in d.msg ? d.msg.iteration : undefined);
-      }
+    for await (const msg of ctx.messages()) {
+      const work = { iteration: msg.iteration, segments: iterationSegments(init.summary, blocks, msg.iteration, msg.ssoFrom, done) };
+      await toReader.send(work, 0, signal);
+      await toMerger.send(work, 0, signal);
     }
-  } catch (err) {
-    if (!ctx.signal.aborted) ctx.fail(err);
   } finally {
+    const stop = new AbortError('the pipeline actor is stopping');
+    for (const c of [toReader, toMerger, r2m, m2u]) c.abort(stop);
+    await Promise.all(loops);
     await uploader.settle();
+    reader.releaseHeld();
+    merger.releaseHeld();
     uploader.releaseHeld();
-    await input.drain((d) => d.bytes > 0 && ctx.budget.release(d.bytes), { timeoutMs: DRAIN_TIMEOUT_MS }).catch(() => {});
+    // Whatever was sent and never taken is still counted: give it back.
+    r2m.drain((d) => budget.release(d.bytes));
+    m2u.drain((d) => d.bytes > 0 && budget.release(d.bytes));
     storage.close();
   }
 };

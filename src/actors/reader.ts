@@ -71,9 +71,7 @@ export class Reader {
         this.held += size;
         const bytes = await this.storage.getRange(r.key, r.start, r.end, { signal: lane });
         this.reporter.report({ type: 'progress', iteration, bytesRead: size });
-        // The storage layer returns an unpooled buffer of exactly this GET: it moves, never copies.
-        const buffer = bytes.buffer as ArrayBuffer;
-        await this.out.send({ type: 'read', iteration, buffer, pieces: r.pieces }, size, [buffer]);
+        await this.out.send({ type: 'read', iteration, bytes, pieces: r.pieces }, size);
         this.held -= size;
       },
       signal,

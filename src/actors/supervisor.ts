@@ -1,5 +1,6 @@
 /**
- * The supervisor: runs a plan's iterations in order on the reader → merger → uploader actors.
+ * The supervisor: runs a plan's iterations in order on the reader → merger → uploader actors,
+ * which share one worker thread per attempt (pipeline-actors.ts); the planner has its own.
  *
  * Control comes back only as typed messages. When an actor fails (a storage error from the
  * uploader, a crash, a missed heartbeat, a deadline), the supervisor cancels the whole iteration
@@ -11,7 +12,6 @@
  * The end of an iteration waits only for the uploads of full parts and of objects that close in
  * it; the SSO's tail stays with the uploader (counted in the budget) until the SSO closes.
  */
-import { MessageChannel } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Subscription } from 'rxjs';
 import { CompactorError, deserializeError, toCompactorError } from '../errors.js';
@@ -21,19 +21,17 @@ import {
   destKey,
   type DurableUpload,
   type PipelineSettings,
+  type PipelineReport,
   type PlannerReport,
-  type ReaderReport,
-  type SupervisorToMerger,
+  type SupervisorToPipeline,
   type SupervisorToPlanner,
-  type SupervisorToReader,
-  type UploaderReport,
 } from '../messages/pipeline.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
-import type { MergerInit, ReaderInit, RunInit, UploaderInit } from './pipeline-actors.js';
+import type { PipelineInit } from './pipeline-actors.js';
 import type { PlannerInit } from './planner.js';
 import { outputSpecs } from './segments.js';
 import { backoffDelay, sleep, withDeadline } from '../util/async.js';
@@ -42,6 +40,7 @@ import { runWithRestarts } from './runtime/supervision.js';
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const ACTORS_MODULE = new URL(`./pipeline-actors${ext}`, import.meta.url);
 const PLANNER_MODULE = new URL(`./planner${ext}`, import.meta.url);
+const STORAGE_MODULE = new URL(`../storage/s3-storage${ext}`, import.meta.url);
 
 /** A run's plan, made on the planner actor, which stays for the coverage check before commit. */
 export interface PlannerSession {
@@ -72,10 +71,9 @@ export interface ExecutionResult {
 }
 
 interface Actors {
-  reader: ActorHandle<SupervisorToReader, ReaderReport>;
-  merger: ActorHandle<SupervisorToMerger, never>;
-  uploader: ActorHandle<never, UploaderReport>;
-  subscriptions: Subscription[];
+  /** The reader, merger and uploader of one attempt, on one worker thread. */
+  pipeline: ActorHandle<SupervisorToPipeline, PipelineReport>;
+  subscription: Subscription;
 }
 
 /** What one run knows about its uploads, from the uploader's reports. */
@@ -111,7 +109,7 @@ export class Supervisor {
   private current: Actors | undefined;
 
   /** The running actors, for tests and diagnostics (e.g. to kill a worker mid-iteration). */
-  get actors(): Readonly<Pick<Actors, 'reader' | 'merger' | 'uploader'>> | undefined {
+  get actors(): Readonly<Pick<Actors, 'pipeline'>> | undefined {
     return this.current;
   }
 
@@ -130,8 +128,22 @@ export class Supervisor {
 
   private actorPool(): ActorPool {
     const { options, budget } = this.deps;
-    this.pool ??= new ActorPool({ threads: options.threads, budget, heartbeatTimeoutMs: options.heartbeatTimeoutMs });
+    this.pool ??= new ActorPool({
+      threads: options.threads,
+      budget,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+      preload: [STORAGE_MODULE, PLANNER_MODULE, ACTORS_MODULE],
+      // The actors' objects are small and short-lived (the bytes live in ArrayBuffers, outside
+      // the heap): a small young generation is collected sooner and keeps RSS down (measured
+      // ~30 MiB less for 114 MiB under a 64 MiB limit, at the same throughput).
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    });
     return this.pool;
+  }
+
+  /** Starts the worker threads now (they load the SDK and the actors while the host does other work). */
+  warm(): void {
+    this.actorPool();
   }
 
   /** Reads indexes and plans on a worker thread; the host's thread only receives the summary. */
@@ -183,8 +195,6 @@ export class Supervisor {
       maxGetSize: Math.min(options.maxGetSize, options.memoryLimit),
       readsInFlight: options.readsInFlight,
       partsInFlight: options.partsInFlight,
-      partAttempts: options.partAttempts,
-      retryBaseDelayMs: options.retryBaseDelayMs,
       // The plan fits the budget, so an acquire waits only on a bug: bound it like the iteration.
       acquireTimeoutMs: options.iterationTimeoutMs,
     };
@@ -195,66 +205,60 @@ export class Supervisor {
     let ssoHave = 0;
 
     const spawn = (): Actors => {
-      const pool = this.actorPool();
-      const r2m = new MessageChannel();
-      const m2u = new MessageChannel();
-      const mergerWindow = Math.max(options.memoryLimit, settings.maxGetSize);
-      const uploaderWindow = Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize);
-      const run: RunInit = { settings, summary, table, ssoId, soIds, done: [...state.objectSizes.keys()] };
-      const reader = pool.spawn<ReaderInit, SupervisorToReader, ReaderReport>(ACTORS_MODULE, 'readerActor', run, { name: `reader(run ${runId})`, ports: { out: r2m.port1 } });
-      const merger = pool.spawn<MergerInit, SupervisorToMerger, never>(
-        ACTORS_MODULE,
-        'mergerActor',
-        { ...run, inWindow: mergerWindow },
-        { name: `merger(run ${runId})`, ports: { in: r2m.port2, out: m2u.port1 } },
-      );
-      const uploader = pool.spawn<UploaderInit, never, UploaderReport>(
-        ACTORS_MODULE,
-        'uploaderActor',
-        { ...run, resume: state.durable(options.partSize), inWindow: uploaderWindow },
-        { name: `uploader(run ${runId})`, ports: { in: m2u.port2 } },
-      );
-      const subscriptions = [
-        reader.events$.subscribe((m) => {
-          if (m.type === 'progress' && m.bytesRead) {
-            state.bytesRead += m.bytesRead;
-            emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
-          }
-        }),
-        uploader.events$.subscribe((m) => {
-          switch (m.type) {
-            case 'upload.started':
-              state.open.set(destKey(m.dest), { key: m.key, uploadId: m.uploadId });
-              if (m.dest.kind === 'sso') state.sso = { uploadId: m.uploadId, parts: new Map(), durableBytes: 0 };
-              return;
-            case 'part.done':
-              state.bytesUploaded += m.bytes;
-              emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
-              if (m.dest.kind === 'sso' && state.sso) {
-                state.sso.parts.set(m.partNumber, m.etag);
-                state.sso.durableBytes = Math.max(state.sso.durableBytes, m.durableBytes);
-              }
-              return;
-            case 'object.done':
-              state.objectSizes.set(destKey(m.dest), m.objectSize);
-              state.open.delete(destKey(m.dest));
-              state.bytesWritten += m.objectSize;
-              state.bytesUploaded += m.putBytes;
-              if (m.putBytes > 0) emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
-              return;
-            default:
-              return;
-          }
-        }),
-      ];
-      this.current = { reader, merger, uploader, subscriptions };
+      const init: PipelineInit = {
+        settings,
+        summary,
+        table,
+        ssoId,
+        soIds,
+        done: [...state.objectSizes.keys()],
+        resume: state.durable(options.partSize),
+        windows: {
+          merger: Math.max(options.memoryLimit, settings.maxGetSize),
+          uploader: Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize),
+        },
+      };
+      const pipeline = this.actorPool().spawn<PipelineInit, SupervisorToPipeline, PipelineReport>(ACTORS_MODULE, 'pipelineActor', init, { name: `pipeline(run ${runId})` });
+      const subscription = pipeline.events$.subscribe((m) => {
+        const bytes = () => emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
+        switch (m.type) {
+          case 'progress':
+            if (m.bytesRead) {
+              state.bytesRead += m.bytesRead;
+              bytes();
+            }
+            return;
+          case 'upload.started':
+            state.open.set(destKey(m.dest), { key: m.key, uploadId: m.uploadId });
+            if (m.dest.kind === 'sso') state.sso = { uploadId: m.uploadId, parts: new Map(), durableBytes: 0 };
+            return;
+          case 'part.done':
+            state.bytesUploaded += m.bytes;
+            bytes();
+            if (m.dest.kind === 'sso' && state.sso) {
+              state.sso.parts.set(m.partNumber, m.etag);
+              state.sso.durableBytes = Math.max(state.sso.durableBytes, m.durableBytes);
+            }
+            return;
+          case 'object.done':
+            state.objectSizes.set(destKey(m.dest), m.objectSize);
+            state.open.delete(destKey(m.dest));
+            state.bytesWritten += m.objectSize;
+            state.bytesUploaded += m.putBytes;
+            if (m.putBytes > 0) bytes();
+            return;
+          default:
+            return;
+        }
+      });
+      this.current = { pipeline, subscription };
       return this.current;
     };
 
     const teardown = async (a: Actors): Promise<void> => {
       if (this.current === a) this.current = undefined;
-      await cancelAll([a.reader, a.merger, a.uploader], { deadlineMs: options.cancelTimeoutMs }).catch(() => {});
-      for (const s of a.subscriptions) s.unsubscribe();
+      await cancelAll([a.pipeline], { deadlineMs: options.cancelTimeoutMs }).catch(() => {});
+      a.subscription.unsubscribe();
     };
 
     const n = summary.iterations.length;
@@ -272,18 +276,17 @@ export class Supervisor {
       const a = actors;
       const from = first;
       const done = Array.from({ length: n - from }, (_, k) => {
-        const p = a.uploader.waitFor('iteration.done', { filter: (m) => m.iteration === from + k, signal });
+        const p = a.pipeline.waitFor('iteration.done', { filter: (m) => m.iteration === from + k, signal });
         p.catch(() => {}); // awaited in order below; an early rejection is not unhandled
         return p;
       });
-      const failed = firstFailure([a.reader, a.merger, a.uploader]).then(({ error }) => {
+      const failed = firstFailure([a.pipeline]).then(({ error }) => {
         throw error;
       });
       for (let i = from; i < n; i++) {
         const ssoFrom = i === from ? ssoHave : summary.iterations[i]!.ssoBytesBefore;
         emit({ type: 'iteration.started', runId, iteration: i, attempt: i === from ? attempt : 1 });
-        a.merger.send({ type: 'iteration.start', iteration: i, ssoFrom }, []);
-        a.reader.send({ type: 'iteration.start', iteration: i, ssoFrom }, []);
+        a.pipeline.send({ type: 'iteration.start', iteration: i, ssoFrom }, []);
       }
       for (let i = from; i < n; i++) {
         await withDeadline(Promise.race([done[i - from]!, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, signal);

@@ -3,12 +3,12 @@
  * that never fills a part goes up as one PutObject at its close. Bytes of an output not yet in a
  * part (the SSO's tail between iterations) stay here, counted in the budget, and the end of an
  * iteration never waits for them: only the close of the object uploads them (the seed's bug).
- * A failed part is retried alone with backoff; every failure reaches the supervisor at once.
+ * Requests retry in the S3 client alone (one retry layer per request); a request that still fails
+ * reaches the supervisor at once, which restarts the iteration.
  */
-import { CompactorError, StorageError, toCompactorError } from '../errors.js';
+import { CompactorError, toCompactorError } from '../errors.js';
 import { destKey, type Dest, type DurableUpload, type MergerToUploader, type OutputSpec } from '../messages/pipeline.js';
 import type { CompletedPart, ObjectStorage } from '../storage/types.js';
-import { backoffDelay, sleep } from '../util/async.js';
 import type { BudgetView, Reporter } from './io.js';
 
 interface OutputState {
@@ -29,8 +29,6 @@ interface OutputState {
 export interface UploaderSettings {
   partSize: number;
   partsInFlight: number;
-  partAttempts: number;
-  retryBaseDelayMs: number;
 }
 
 export class Uploader {
@@ -73,9 +71,9 @@ export class Uploader {
     this.throwIfFailed();
     switch (msg.type) {
       case 'chunk':
-        return this.chunk(msg.dest, msg.destOffset, new Uint8Array(msg.buffer));
+        return this.chunk(msg.dest, msg.destOffset, msg.pieces, msg.size);
       case 'close':
-        return this.close(msg.dest, new Uint8Array(msg.trailer));
+        return this.close(msg.dest, msg.trailer);
       case 'iteration.end':
         await this.settle();
         this.throwIfFailed();
@@ -90,31 +88,29 @@ export class Uploader {
     return s;
   }
 
-  private async chunk(dest: Dest, destOffset: number, bytes: Uint8Array): Promise<void> {
+  private async chunk(dest: Dest, destOffset: number, pieces: readonly Uint8Array[], size: number): Promise<void> {
     const s = this.state(dest);
-    this.held += bytes.byteLength;
+    this.held += size;
     if (destOffset !== s.cutBytes + s.filled) {
       throw new CompactorError('ERR_INTERNAL', `${s.spec.key}: bytes for offset ${destOffset} arrived where ${s.cutBytes + s.filled} was expected`);
     }
     const { partSize } = this.settings;
-    if (s.filled === 0 && bytes.byteLength === partSize) {
-      // The merger cuts chunks at part boundaries: a whole part needs no copy.
-      await this.startPart(s, bytes, partSize, false);
-      return;
-    }
-    let at = 0;
-    while (at < bytes.byteLength) {
-      // Part buffers are plain ArrayBuffers, not pooled: nothing else shares their memory.
-      s.buf ??= new Uint8Array(new ArrayBuffer(partSize));
-      const n = Math.min(partSize - s.filled, bytes.byteLength - at);
-      s.buf.set(bytes.subarray(at, at + n), s.filled);
-      s.filled += n;
-      at += n;
-      if (s.filled === partSize) {
-        const body = s.buf;
-        s.buf = undefined;
-        s.filled = 0;
-        await this.startPart(s, body, partSize, false);
+    for (const bytes of pieces) {
+      let at = 0;
+      while (at < bytes.byteLength) {
+        // The one copy of a byte on its way: from the GET's buffer into its part. Part buffers
+        // are plain ArrayBuffers, not pooled: nothing else shares their memory.
+        s.buf ??= new Uint8Array(new ArrayBuffer(partSize));
+        const n = Math.min(partSize - s.filled, bytes.byteLength - at);
+        s.buf.set(bytes.subarray(at, at + n), s.filled);
+        s.filled += n;
+        at += n;
+        if (s.filled === partSize) {
+          const body = s.buf;
+          s.buf = undefined;
+          s.filled = 0;
+          await this.startPart(s, body, partSize, false);
+        }
       }
     }
   }
@@ -126,13 +122,13 @@ export class Uploader {
       this.throwIfFailed();
     }
     if (s.uploadId === undefined) {
-      s.uploadId = await this.retry(() => this.storage.createMultipartUpload(s.spec.key, { signal: this.signal }));
+      s.uploadId = await this.storage.createMultipartUpload(s.spec.key, { signal: this.signal });
       this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId: s.uploadId });
     }
     const partNumber = s.nextPartNumber++;
     s.cutBytes += dataBytes;
     const uploadId = s.uploadId;
-    const p = this.retry(() => this.storage.uploadPart(s.spec.key, uploadId, partNumber, body, { signal: this.signal })).then(
+    const p = this.storage.uploadPart(s.spec.key, uploadId, partNumber, body, { signal: this.signal }).then(
       (part) => {
         s.parts.push(part);
         this.releaseBytes(dataBytes);
@@ -161,7 +157,7 @@ export class Uploader {
     const objectSize = s.spec.dataSize + trailer.byteLength;
     const key = s.spec.key;
     if (s.uploadId === undefined) {
-      const p = this.retry(() => this.storage.putObject(key, body, { signal: this.signal, ifNoneMatch: true })).then(
+      const p = this.storage.putObject(key, body, { signal: this.signal, ifNoneMatch: true }).then(
         () => {
           this.releaseBytes(dataBytes);
           this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: body.byteLength });
@@ -179,7 +175,7 @@ export class Uploader {
     const p = parts$.then(async () => {
       this.throwIfFailed();
       const parts = [...s.parts].sort((a, b) => a.partNumber - b.partNumber);
-      await this.retry(() => this.storage.completeMultipartUpload(key, uploadId, parts, { signal: this.signal, ifNoneMatch: true }));
+      await this.storage.completeMultipartUpload(key, uploadId, parts, { signal: this.signal, ifNoneMatch: true });
       this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: 0 });
     }).catch((err: unknown) => this.fail(err));
     this.track(p);
@@ -210,19 +206,6 @@ export class Uploader {
 
   private throwIfFailed(): void {
     if (this.failure) throw this.failure;
-  }
-
-  /** Retries one request alone, for retryable storage errors, with backoff. */
-  private async retry<T>(fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        const e = toCompactorError(err);
-        if (!(e instanceof StorageError) || !e.retryable || attempt >= this.settings.partAttempts || this.signal.aborted) throw e;
-        await sleep(backoffDelay(attempt, this.settings.retryBaseDelayMs, 2_000), this.signal);
-      }
-    }
   }
 
   /** Gives back every byte this uploader holds. Safe to call more than once. */

@@ -100,6 +100,9 @@ export class Compactor {
       emit: (e) => this.events.next(e),
       logger: this.logger,
     });
+    // Threads boot and load the SDK while the embedder does other work: a first compactOnce
+    // right after construction finds them (nearly) ready. close() ends them.
+    this.supervisor.warm();
   }
 
   /** One compaction run. Rejects with a typed error; never leaves a wait behind. */

@@ -17,16 +17,14 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   interval?: number;
   /** Delay before the next scheduled run when objects were deferred. Default 5 s. */
   soonInterval?: number;
-  /** Worker threads hosting the planner, reader, merger and uploader actors. Default 4. */
+  /** Worker threads: one for the planner, one for the pipeline (its reader, merger and uploader share it). Default 2. */
   threads?: number;
   /** Attempts of one iteration, the first included, for retryable failures. Default 3. */
   maxIterationAttempts?: number;
   /** Base and cap of the backoff between iteration attempts. Defaults 200 ms and 5 s. */
   retryBaseDelayMs?: number;
   retryMaxDelayMs?: number;
-  /** Attempts of one part upload or request inside an actor, the first included. Default 3. */
-  partAttempts?: number;
-  /** Range GETs in flight per reader. Default 4. */
+  /** Range GETs in flight per reader. Default 16: the GETs of an iteration are small (a source holds blocks of many outputs), so latency, not bandwidth, bounds them; the memory budget bounds their bytes. */
   readsInFlight?: number;
   /** Part uploads in flight per uploader. Default 4. */
   partsInFlight?: number;
@@ -63,7 +61,6 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   maxIterationAttempts: number;
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
-  partAttempts: number;
   readsInFlight: number;
   partsInFlight: number;
   maxGetSize: number;
@@ -79,12 +76,11 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
 export const COMPACTOR_DEFAULTS = Object.freeze({
   interval: 5 * 60_000,
   soonInterval: 5_000,
-  threads: 4,
+  threads: 2,
   maxIterationAttempts: 3,
   retryBaseDelayMs: 200,
   retryMaxDelayMs: 5_000,
-  partAttempts: 3,
-  readsInFlight: 4,
+  readsInFlight: 16,
   partsInFlight: 4,
   maxGetSize: 16 * MiB,
   indexReadConcurrency: 16,
@@ -104,6 +100,10 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
   if (!opts.metadata || typeof opts.metadata.commitStreamSetObject !== 'function') {
     throw new OptionsError('metadata', 'must be a SqliteMetadataStore (or another MetadataStore)');
   }
+  if ('partAttempts' in opts) {
+    // Removed in 0.x: the uploader's retries on top of the S3 client's made 3 x 3 attempts a part.
+    throw new OptionsError('partAttempts', 'was removed: a request retries in the S3 client (the storage\'s maxAttempts), then the iteration restarts (maxIterationAttempts)');
+  }
   const planner = resolvePlannerOptions(opts);
   // The planner's minimum can be lowered for pure planning; parts go to a real store here.
   checkPartSizeForStorage(opts.storage, planner.partSize);
@@ -120,6 +120,6 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     const v = opts[k];
     if (v !== undefined) out[k] = checkPositiveInt(k, v);
   }
-  if (out.threads < 4) throw new OptionsError('threads', `must be at least 4 (one each for the planner, reader, merger and uploader), got ${out.threads}`);
+  if (out.threads < 2) throw new OptionsError('threads', `must be at least 2 (one for the planner, one for the pipeline), got ${out.threads}`);
   return out;
 }

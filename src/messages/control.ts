@@ -107,36 +107,3 @@ export interface IterationFailed {
   attempt: number;
   error: SerializedError;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Credit-based flow control (wire frames of CreditSender / CreditReceiver)
-
-/** Receiver -> sender: permission to send `bytes` more. The first grant carries the window. */
-export interface CreditMessage {
-  type: 'credit';
-  bytes: number;
-  window?: number;
-}
-
-/** Receiver -> sender: the receiver is gone; pending and future sends fail. */
-export interface CreditClosedMessage {
-  type: 'credit.closed';
-  reason: string;
-}
-
-/** Sender -> receiver: one message of the stream, accounted as `bytes` of credit. */
-export interface CreditDataMessage<T> {
-  type: 'credit.data';
-  bytes: number;
-  msg: T;
-}
-
-/** Sender -> receiver: end of the stream (`aborted` when the sender was cancelled). */
-export interface CreditEndMessage {
-  type: 'credit.end';
-  aborted: boolean;
-  reason?: string;
-}
-
-export type CreditToSender = CreditMessage | CreditClosedMessage;
-export type CreditToReceiver<T> = CreditDataMessage<T> | CreditEndMessage;

@@ -63,17 +63,14 @@ export interface PipelineSettings {
   maxGetSize: number;
   readsInFlight: number;
   partsInFlight: number;
-  partAttempts: number;
-  retryBaseDelayMs: number;
   acquireTimeoutMs: number;
 }
 
 // ---- supervisor → actors ----------------------------------------------------------------------
 
-/** Each actor derives the iteration's segments from the shared plan table: only numbers travel. */
+/** The pipeline derives the iteration's segments from the shared plan table: only numbers travel. */
 export type IterationStart = { type: 'iteration.start'; iteration: number; ssoFrom: number };
-export type SupervisorToReader = IterationStart;
-export type SupervisorToMerger = IterationStart;
+export type SupervisorToPipeline = IterationStart;
 
 // ---- planner ------------------------------------------------------------------------------------
 
@@ -90,11 +87,13 @@ export interface ReadPiece {
   size: number;
 }
 
-export type ReaderToMerger = { type: 'read'; iteration: number; buffer: ArrayBuffer; pieces: ReadPiece[] };
+// The data plane runs inside one worker thread: its messages hold views, never cross a port.
+export type ReaderToMerger = { type: 'read'; iteration: number; bytes: Uint8Array; pieces: ReadPiece[] };
 
 export type MergerToUploader =
-  | { type: 'chunk'; iteration: number; dest: Dest; destOffset: number; buffer: ArrayBuffer }
-  | { type: 'close'; iteration: number; dest: Dest; trailer: ArrayBuffer }
+  /** `pieces`: consecutive bytes of one output from `destOffset`, `size` in all, never across a part boundary. */
+  | { type: 'chunk'; iteration: number; dest: Dest; destOffset: number; pieces: Uint8Array[]; size: number }
+  | { type: 'close'; iteration: number; dest: Dest; trailer: Uint8Array }
   | { type: 'iteration.end'; iteration: number };
 
 // ---- actors → supervisor (failures go through the runtime's own `failed` message) --------------
@@ -109,4 +108,4 @@ export type ActorReport =
   | { type: 'iteration.done'; iteration: number };
 
 export type ReaderReport = Extract<ActorReport, { type: 'progress' }>;
-export type UploaderReport = ActorReport;
+export type PipelineReport = ActorReport;

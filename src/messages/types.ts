@@ -11,8 +11,8 @@
  *     | { type: 'iteration.end'; iteration: number };
  *
  * and then `TypedPort<ReaderToMerger, never>` at the merger (receives) and
- * `TypedPort<never, ReaderToMerger>` at the reader (sends), or a credit channel
- * (`CreditSender<ReaderToMerger>` / `CreditReceiver<ReaderToMerger>`).
+ * `TypedPort<never, ReaderToMerger>` at the reader (sends), or a `LocalChannel<ReaderToMerger>`
+ * between actors of one thread.
  */
 
 /** Anything that travels on a typed port. Fields must be structured-cloneable. */

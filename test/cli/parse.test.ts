@@ -39,12 +39,12 @@ describe('option value parsers', () => {
     expect(parseTunables({ partSize: '1KiB', minPartSize: '1KiB' })).toEqual({ partSize: 1024, minPartSize: 1024 });
     let err: unknown;
     try {
-      parseTunables({ threads: '2' });
+      parseTunables({ threads: '1' });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(OptionsError);
-    expect(describeFailure(err)).toEqual({ message: expect.stringContaining('option "--threads": must be at least 4'), exitCode: EXIT_USAGE });
+    expect(describeFailure(err)).toEqual({ message: expect.stringContaining('option "--threads": must be at least 2'), exitCode: EXIT_USAGE });
   });
 
   it('describeFailure: one line, exit codes', () => {

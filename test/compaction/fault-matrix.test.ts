@@ -75,7 +75,7 @@ beforeAll(async () => {
   node = await createTestNode('fault-matrix', { streams: [1, 2, 3, 4, 5] });
   const storage = storageVia(node, { endpoint: proxy.url, maxAttempts: SDK_ATTEMPTS, requestTimeoutMs: REQUEST_TIMEOUT_MS, retryBaseDelayMs: 5 });
   compactor = node.compactor(
-    { streamSplitSize: 1 * MiB, partSize: 5 * MiB, partAttempts: 1, maxIterationAttempts: ITERATION_ATTEMPTS, retryBaseDelayMs: 5, retryMaxDelayMs: 20, cancelTimeoutMs: 2_000 },
+    { streamSplitSize: 1 * MiB, partSize: 5 * MiB, maxIterationAttempts: ITERATION_ATTEMPTS, retryBaseDelayMs: 5, retryMaxDelayMs: 20, cancelTimeoutMs: 2_000 },
     storage,
   );
 }, 120_000);
@@ -124,7 +124,32 @@ async function expectClean(): Promise<void> {
   }
 }
 
+/**
+ * A cell that throws adds what the bucket and metadata say of the object its error names: a
+ * rare failure under a loaded CI machine (an InvalidRange GET of a committed object, seen twice,
+ * never reproduced alone) must leave the evidence in the log.
+ */
 async function cell(op: S3Operation, kind: Kind, skip: number, persistent: boolean): Promise<void> {
+  try {
+    await runCell(op, kind, skip, persistent);
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const key = /[0-9a-f]{8}\/[A-Z]+\/\d+/.exec(message)?.[0];
+    if (key === undefined) throw e;
+    const id = parseObjectKey(key)?.objectId ?? -1;
+    const live = await node.metadata.listAllLiveObjects!();
+    const meta = [...live.streamSetObjects, ...live.streamObjects].filter((o) => o.objectId === id);
+    const head = await node.storage.headObject(key).catch((err: unknown) => String(err));
+    const seen = proxy.requests.filter((r) => r.key === key).map((r) => `${r.seq} ${r.op} ${r.range ?? ''} ${r.status ?? '-'} ${r.fault ?? ''}`);
+    // A plain message: vitest cannot serialize the SDK error inside a StorageError's cause.
+    throw new Error(
+      `${message}\n  bucket: ${JSON.stringify(head)}\n  metadata: ${JSON.stringify(meta)}\n  known: ${await node.metadata.isObjectKnown(id)}\n` +
+        `  requests through the proxy:\n    ${seen.join('\n    ')}\n  stack: ${e instanceof Error ? e.stack : ''}`,
+    );
+  }
+}
+
+async function runCell(op: S3Operation, kind: Kind, skip: number, persistent: boolean): Promise<void> {
   cells++;
   await writeCellData(MULTIPART_OPS.has(op));
   if (op === 'DeleteObjects') {

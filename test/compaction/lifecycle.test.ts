@@ -47,8 +47,8 @@ describe('compactor lifecycle', () => {
     proxy().addRule({ op: 'GetObject', times: Infinity, skip: 3, action: fault.delay(50) });
     const compactor = hit.compactor(options, storageVia(hit, { endpoint: proxy().url }));
     const killed = firstValueFrom(compactor.events$.pipe(filter((e) => e.type === 'iteration.started' && e.iteration === 1 && e.attempt === 1))).then(async () => {
-      const uploader = compactor.supervisor.actors!.uploader;
-      await uploader.terminate('killed by the test');
+      const pipeline = compactor.supervisor.actors!.pipeline;
+      await pipeline.terminate('killed by the test');
     });
     const failures: string[] = [];
     compactor.events$.subscribe((e) => {

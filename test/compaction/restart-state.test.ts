@@ -44,7 +44,7 @@ describe('a restart rebuilds the state of the first unfinished iteration (issue 
     it(`regression: ${name} restarts the iteration and the run commits`, async () => {
       const n = await mixedNode(`restart-${op}-${action.type}`);
       const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: SDK_ATTEMPTS, requestTimeoutMs: 1_000, retryBaseDelayMs: 5 });
-      const compactor = n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 500 * KiB, partAttempts: 1, maxIterationAttempts: 3 }, storage);
+      const compactor = n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 500 * KiB, maxIterationAttempts: 3 }, storage);
       // Every attempt of the request fails (however many the SDK makes) until the iteration
       // fails; the restart then finds storage healthy again.
       const rule = proxy().addRule({ op, skip, times: Infinity, action });

@@ -40,7 +40,7 @@ async function smallSsoNode(prefix: string): Promise<TestNode> {
 
 function compactorThroughProxy(n: TestNode, extra: Record<string, number> = {}) {
   const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: 1, requestTimeoutMs: 1_000, retryBaseDelayMs: 5 });
-  return n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 64 * MiB, partAttempts: 1, maxIterationAttempts: 3, ...extra }, storage);
+  return n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 64 * MiB, maxIterationAttempts: 3, ...extra }, storage);
 }
 
 describe('seed regression: storage failures never block compaction', () => {

@@ -1,7 +1,5 @@
 import { MessageChannel } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { CreditReceiver, CreditSender } from '../../src/actors/runtime/index.js';
-import { AbortError } from '../../src/errors.js';
 import { TypedPort, allocTransferable, collectTransferables } from '../../src/messages/index.js';
 
 type Down = { type: 'block'; index: number; buffer: ArrayBuffer; extra: { parts: Uint8Array[] } } | { type: 'iteration.end'; iteration: number };
@@ -68,58 +66,3 @@ describe('TypedPort', () => {
   });
 });
 
-describe('credit channel', () => {
-  it('keeps bytes in flight within the window and delivers in order', async () => {
-    const { port1, port2 } = new MessageChannel();
-    const tx = new CreditSender<Down>(port1);
-    const rx = new CreditReceiver<Down>(port2, { window: 300 });
-    const sends = (async () => {
-      for (let i = 0; i < 20; i++) await tx.send({ type: 'block', index: i, buffer: new ArrayBuffer(100), extra: { parts: [] } }, 100);
-      await tx.send({ type: 'iteration.end', iteration: 1 }, 0);
-      tx.close();
-    })();
-    const order: number[] = [];
-    for await (const { msg, bytes } of rx) {
-      if (msg.type === 'block') order.push(msg.index);
-      expect(tx.bytesInFlight).toBeLessThanOrEqual(300);
-      await new Promise<void>((r) => setImmediate(r)); // a slow consumer
-      rx.grant(bytes);
-    }
-    await sends;
-    expect(order).toEqual([...Array(20).keys()]);
-    expect(tx.maxBytesInFlight).toBeLessThanOrEqual(300);
-    expect(rx.maxHeldBytes).toBeLessThanOrEqual(300);
-    expect(rx.maxQueuedBytes).toBeLessThanOrEqual(300);
-  });
-
-  it('rejects a message larger than the window, and pending sends on abort (the caller keeps them)', async () => {
-    const { port1, port2 } = new MessageChannel();
-    const ac = new AbortController();
-    const tx = new CreditSender<Down>(port1, { signal: ac.signal });
-    const rx = new CreditReceiver<Down>(port2, { window: 100 });
-    await tx.send({ type: 'iteration.end', iteration: 0 }, 100); // takes the whole window (first grant awaited)
-    await expect(tx.send({ type: 'iteration.end', iteration: 1 }, 101)).rejects.toMatchObject({ code: 'ERR_CREDIT_TOO_LARGE' });
-    const buffer = new ArrayBuffer(10);
-    const pending = tx.send({ type: 'block', index: 1, buffer, extra: { parts: [] } }, 10);
-    ac.abort();
-    await expect(pending).rejects.toBeInstanceOf(AbortError);
-    expect(buffer.byteLength).toBe(10); // never sent: still the sender's
-    // the receiver sees the aborted end after the message already sent; drain hands that one back
-    const released: number[] = [];
-    await expect(rx.drain((d) => released.push(d.bytes))).resolves.toBe(1);
-    expect(released).toEqual([100]);
-    expect(rx.endedAborted).toBe(true);
-  });
-
-  it('a send waiting for credit times out', async () => {
-    const { port1, port2 } = new MessageChannel();
-    const tx = new CreditSender<Down>(port1, { timeoutMs: 50 });
-    const rx = new CreditReceiver<Down>(port2, { window: 10 });
-    await tx.send({ type: 'iteration.end', iteration: 0 }, 10);
-    await expect(tx.send({ type: 'iteration.end', iteration: 1 }, 5)).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
-    const waiting = tx.send({ type: 'iteration.end', iteration: 2 }, 5, [], { timeoutMs: 10_000 });
-    rx.close();
-    await expect(waiting).rejects.toBeInstanceOf(AbortError); // the receiver went away
-    await expect(tx.send({ type: 'iteration.end', iteration: 3 }, 0)).rejects.toBeInstanceOf(AbortError);
-  });
-});

@@ -1,4 +1,4 @@
-import type { MessagePort, Transferable } from 'node:worker_threads';
+import type { Transferable } from 'node:worker_threads';
 import { CompactorError } from '../../errors.js';
 import type { ControlFromActor } from '../../messages/control.js';
 import { TypedPort } from '../../messages/typed-port.js';
@@ -8,8 +8,7 @@ import type { MemoryBudget } from './memory-budget.js';
 /**
  * What an actor function receives on its worker thread.
  *
- *   export const merger: Actor<MergerInit, MergerIn, MergerOut> = async (ctx) => {
- *     const rx = new CreditReceiver<ReaderToMerger>(ctx.port('in'), { window, signal: ctx.signal });
+ *   export const pipeline: Actor<PipelineInit, SupervisorToPipeline, PipelineReport> = async (ctx) => {
  *     for await (const msg of ctx.messages()) { ... ctx.send({ type: 'iteration.done', ... }) }
  *   };
  *
@@ -22,10 +21,6 @@ export interface ActorContext<I = unknown, In extends Message = never, Out exten
   readonly init: I;
   /** The port to the supervisor. Runtime messages (cancel/stop) never reach its iterator. */
   readonly control: TypedPort<In, ControlFromActor<Out>>;
-  /** Data ports passed to `spawn` under `ports`, by name. */
-  readonly ports: Readonly<Record<string, MessagePort>>;
-  /** `ports[name]`, throwing a clear error when it was not passed. */
-  port(name: string): MessagePort;
   /** The run's memory budget (throws when the actor was spawned without one). */
   readonly budget: MemoryBudget;
   /** Aborted on `cancel` or `stop` (reason: AbortError). Pass it to every wait. */

@@ -40,14 +40,17 @@ export interface ActorPoolOptions {
   /** Default memory budget handed to spawned actors. */
   budget?: MemoryBudget;
   resourceLimits?: ResourceLimits;
+  /**
+   * Modules every thread imports as soon as it starts, before any actor asks for them: a heavy
+   * dependency (the S3 SDK) loads while the host is still busy elsewhere, off a run's critical path.
+   */
+  preload?: readonly URL[];
 }
 
 export interface SpawnOptions {
   /** Names the actor in errors and logs. Default: the export name with a sequence number. */
   name?: string;
-  /** Data ports, transferred to the actor and available as `ctx.ports[name]`. */
-  ports?: Record<string, MessagePort>;
-  /** Extra transferables inside `init` (ArrayBuffers...). Ports in `ports` are added for you. */
+  /** Transferables inside `init` (ArrayBuffers, ports...). */
   transferList?: readonly Transferable[];
   /** Overrides the pool's budget; `null` for none. */
   budget?: MemoryBudget | null;
@@ -86,6 +89,7 @@ export class ActorPool {
       maxThreads: options.threads,
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
+      workerData: { preload: (options.preload ?? []).map((u) => u.href) },
       idleTimeout: 24 * 3600 * 1000,
       // The SDK warns once per thread that Node 20 support ends: keep that out of the host's
       // stderr for the threads we start, without touching the host's own environment.
@@ -130,7 +134,6 @@ export class ActorPool {
     const name = options.name ?? `${exportName}#${++this.#seq}`;
     const control = new MessageChannel();
     const rpc = new MessageChannel();
-    const ports = options.ports ?? {};
     const budget = options.budget === null ? undefined : (options.budget ?? this.#opts.budget);
     const task: ActorTask = {
       name,
@@ -139,12 +142,11 @@ export class ActorPool {
       init,
       control: control.port2,
       rpc: rpc.port2,
-      ports,
       budget: budget?.handle,
       heartbeatMs: options.heartbeatMs ?? this.#opts.heartbeatMs,
     };
     const abort = new AbortController();
-    const transferList = [control.port2, rpc.port2, ...Object.values(ports), ...(options.transferList ?? [])];
+    const transferList = [control.port2, rpc.port2, ...(options.transferList ?? [])];
     const run = this.#piscina.run(task, { transferList: transferList as never, signal: abort.signal }) as Promise<ActorTaskResult>;
     const handle = new ActorHandle<In, Out>({
       name,

@@ -3,6 +3,7 @@
  * piscina directly from dist (.js), or through `worker-shim.mjs` when running from TypeScript.
  */
 import { threadId, type MessagePort, type Transferable } from 'node:worker_threads';
+import { workerData } from 'piscina';
 import { AbortError, CompactorError, WorkerError, serializeError, type SerializedError } from '../../errors.js';
 import type { ActorOutcome, ControlFromActor, RuntimeToActor } from '../../messages/control.js';
 import { TypedPort } from '../../messages/typed-port.js';
@@ -10,6 +11,10 @@ import type { Message } from '../../messages/types.js';
 import { isAbortLike, type ActorContext } from './actor-context.js';
 import { MemoryBudget, type MemoryBudgetHandle } from './memory-budget.js';
 import { exposeOnPort } from './rpc.js';
+
+// The pool's preloads start at once; an actor's own import of the same module then finds it
+// loaded or loading. A failure here is the actor's to report when it imports the module itself.
+for (const href of (workerData as { preload?: string[] } | undefined)?.preload ?? []) void import(href).catch(() => {});
 
 /** What `ActorPool.spawn` posts as the piscina task. */
 export interface ActorTask {
@@ -19,7 +24,6 @@ export interface ActorTask {
   init: unknown;
   control: MessagePort;
   rpc: MessagePort;
-  ports: Record<string, MessagePort>;
   budget: MemoryBudgetHandle | undefined;
   heartbeatMs: number;
 }
@@ -61,12 +65,6 @@ export default async function runActorTask(task: ActorTask): Promise<ActorTaskRe
     threadId,
     init: task.init,
     control: control as unknown as ActorContext<unknown, AnyIn, Message>['control'],
-    ports: task.ports,
-    port(name) {
-      const p = task.ports[name];
-      if (!p) throw new CompactorError('ERR_INTERNAL', `actor ${task.name}: no port named "${name}" was passed (have: ${Object.keys(task.ports).join(', ') || 'none'})`);
-      return p;
-    },
     get budget(): MemoryBudget {
       if (!budget) throw new CompactorError('ERR_INTERNAL', `actor ${task.name} was spawned without a memory budget`);
       return budget;
@@ -109,13 +107,7 @@ export default async function runActorTask(task: ActorTask): Promise<ActorTaskRe
   if (cancelled) send({ type: 'cancel.ack', budgetInUse: budget?.inUse });
   send({ type: 'stopped', outcome: result.outcome });
   control.close();
-  for (const p of [task.rpc, ...Object.values(task.ports)]) {
-    try {
-      p.close();
-    } catch {
-      // transferred elsewhere by the actor
-    }
-  }
+  task.rpc.close();
   return result;
 }
 

@@ -1,5 +1,5 @@
 export * from './memory-budget.js';
-export * from './credit-channel.js';
+export * from './local-channel.js';
 export * from './actor-context.js';
 export * from './actor-pool.js';
 export * from './rpc.js';
