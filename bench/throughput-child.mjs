@@ -32,6 +32,7 @@ const rss = rssSampler(10);
 const rssBefore = process.memoryUsage.rss();
 eld.enable();
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 let out;
 try {
   out = await ({ compactor, raw, straightforward })[cfg.approach]();
@@ -39,6 +40,9 @@ try {
   eld.disable();
 }
 const wallMs = performance.now() - t0;
+// Every thread of the process (the compactor's workers included), user + system.
+const cpu = process.cpuUsage(cpu0);
+const cpuMs = (cpu.user + cpu.system) / 1000;
 const peakRss = Math.max(rss.stop(), process.resourceUsage().maxRSS * 1024);
 await metadata.close();
 storage.close();
@@ -49,6 +53,9 @@ process.stdout.write(
     mibPerS: out.bytesRead / MiB / (wallMs / 1000),
     peakRssMiB: peakRss / MiB,
     rssBeforeMiB: rssBefore / MiB,
+    rssGrowthMiB: (peakRss - rssBefore) / MiB,
+    cpuMs,
+    cpuMsPerMiB: cpuMs / (out.bytesRead / MiB),
     eventLoop: { p50Ms: eld.percentile(50) / 1e6, p99Ms: eld.percentile(99) / 1e6, maxMs: eld.max / 1e6, meanMs: eld.mean / 1e6 },
     ...out,
   }) + '\n',
@@ -57,6 +64,15 @@ process.exit(0);
 
 async function compactor() {
   const c = new Compactor({ storage, metadata, nodeId: cfg.nodeId, memoryLimit: cfg.memoryLimit, partSize: cfg.partSize });
+  if (process.env.S3SC_BENCH_TRACE) {
+    // A timeline on stderr: run phases and every S3 request (start offset, duration, bytes).
+    const t0 = performance.now();
+    const at = () => (performance.now() - t0).toFixed(0).padStart(6);
+    c.events$.subscribe((e) => {
+      if (e.type === 's3.requests') for (const r of e.requests) process.stderr.write(`${at()} req ${r.operation} ${Math.round(r.durationMs)}ms ${r.bytes ?? ''}\n`);
+      else if (e.type !== 'bytes') process.stderr.write(`${at()} ${e.type} ${e.iteration ?? ''}\n`);
+    });
+  }
   try {
     const r = await c.compactOnce();
     if (!r.committed) throw new Error('nothing committed');
