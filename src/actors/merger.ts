@@ -31,6 +31,9 @@ export class Merger {
   /** Flushes run one at a time, so segments, closes and the end go out in order. */
   private flushing: Promise<void> = Promise.resolve();
   private readonly arrived = new Map<number, Uint8Array>();
+  /** GETs that read through gaps: their gap bytes are given back with their last piece. */
+  private readonly gapOf = new Map<number, { pieces: number; gap: number }>();
+  private gapHeld = 0;
 
   constructor(
     outputs: readonly OutputSpec[],
@@ -66,6 +69,11 @@ export class Merger {
       throw new CompactorError('ERR_INTERNAL', `merger got bytes of iteration ${msg.iteration} during iteration ${this.iteration}`);
     }
     const all = msg.bytes;
+    if (msg.gap > 0) {
+      const g = { pieces: msg.pieces.length, gap: msg.gap };
+      for (const p of msg.pieces) this.gapOf.set(p.seq, g);
+      this.gapHeld += msg.gap;
+    }
     for (const p of msg.pieces) {
       this.held += p.size;
       const bytes = all.subarray(p.offset, p.offset + p.size);
@@ -120,13 +128,25 @@ export class Merger {
       }
       // Views into the GET buffers, not a copy: the uploader shares this thread and copies them
       // once, into its part buffer.
-      for (let i = this.cursor; i < end; i++) this.arrived.delete(this.segments[i]!.seq);
+      let gaps = 0;
+      for (let i = this.cursor; i < end; i++) {
+        const seq = this.segments[i]!.seq;
+        this.arrived.delete(seq);
+        const g = this.gapOf.get(seq);
+        if (g && --g.pieces === 0) gaps += g.gap;
+        this.gapOf.delete(seq);
+      }
       const finished = end > this.cursor ? this.segments[end - 1] : undefined;
       this.cursor = end;
       this.skip = skip;
       await this.out.send({ type: 'chunk', iteration: this.iteration, dest: first.dest, destOffset: start, pieces, size }, size);
       this.held -= size;
       this.onEmitted?.(size);
+      if (gaps > 0) {
+        this.gapHeld -= gaps;
+        this.budget.release(gaps);
+        this.onEmitted?.(gaps);
+      }
       if (finished) await this.maybeClose(finished);
       // Credit may let this loop run on microtasks alone for long: give timers (the heartbeat)
       // and incoming messages their turn.
@@ -159,7 +179,10 @@ export class Merger {
 
   releaseHeld(): void {
     if (this.held > 0) this.budget.release(this.held);
+    if (this.gapHeld > 0) this.budget.release(this.gapHeld);
     this.held = 0;
+    this.gapHeld = 0;
+    this.gapOf.clear();
     this.arrived.clear();
   }
 }

@@ -103,7 +103,14 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   };
   const loops = [
     (async () => {
-      for await (const { msg } of toReader.consume(signal)) await reader.runIteration(msg.iteration, msg.segments, signal).catch((e: unknown) => fail(e, msg.iteration));
+      for await (const { msg } of toReader.consume(signal)) {
+        // Headroom the plan leaves in this iteration: the limit minus its segments and the SSO
+        // tail held before it (a restarted attempt holds no tail and re-reads it as segments).
+        const info = init.summary.iterations[msg.iteration]!;
+        const data = msg.segments.reduce((n, s) => n + s.size, 0);
+        const headroom = Math.max(0, settings.memoryLimit - data - info.tailBefore);
+        await reader.runIteration(msg.iteration, msg.segments, signal, headroom).catch((e: unknown) => fail(e, msg.iteration));
+      }
     })(),
     (async () => {
       for await (const { msg } of toMerger.consume(signal)) {

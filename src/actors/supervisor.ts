@@ -193,6 +193,7 @@ export class Supervisor {
       storage: await this.workerStorage(),
       partSize: options.partSize,
       maxGetSize: Math.min(options.maxGetSize, options.memoryLimit),
+      memoryLimit: options.memoryLimit,
       readsInFlight: options.readsInFlight,
       partsInFlight: options.partsInFlight,
       // The plan fits the budget, so an acquire waits only on a bug: bound it like the iteration.

@@ -61,6 +61,7 @@ export interface PipelineSettings {
   storage: S3StorageConfig;
   partSize: number;
   maxGetSize: number;
+  memoryLimit: number;
   readsInFlight: number;
   partsInFlight: number;
   acquireTimeoutMs: number;
@@ -88,7 +89,8 @@ export interface ReadPiece {
 }
 
 // The data plane runs inside one worker thread: its messages hold views, never cross a port.
-export type ReaderToMerger = { type: 'read'; iteration: number; bytes: Uint8Array; pieces: ReadPiece[] };
+/** `gap`: bytes of the GET that no piece needs, counted until the last piece has been handed on. */
+export type ReaderToMerger = { type: 'read'; iteration: number; bytes: Uint8Array; pieces: ReadPiece[]; gap: number };
 
 export type MergerToUploader =
   /** `pieces`: consecutive bytes of one output from `destOffset`, `size` in all, never across a part boundary. */

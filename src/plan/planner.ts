@@ -27,10 +27,14 @@
  *
  * ## Output order
  *
- * All stream-object runs come first (by (streamId, startOffset) of their first block), then the
- * SSO's blocks in (streamId, startOffset) order. Stream objects do not depend on the SSO, and
- * placing them first means they run while the uploader holds no SSO tail, so they get the whole
- * budget; the SSO is written last and closes in the final iteration that holds SSO bytes.
+ * Every run in (streamId, startOffset) order, stream objects and the SSO's blocks interleaved as
+ * their streams come. Every source object is sorted the same way, so an iteration (a stretch of
+ * this order) needs one contiguous range of each source: one GET. An earlier order put every
+ * stream object first (they then ran without an SSO tail beside them), but an iteration then
+ * needed several scattered ranges of every source, and the requests cost more than the tail's
+ * share of the budget (measured: 384 data GETs instead of ~130 for 115 MiB under a 64 MiB
+ * limit; 0.44x instead of 0.62x of a raw copy on moto). The SSO closes in the last iteration
+ * that holds SSO bytes; a stream object may close after it.
  *
  * ## Memory model
  *
@@ -43,9 +47,8 @@
  *    exactly `partSize`, so after `s` SSO bytes have been emitted the uploader still holds
  *    `s % partSize` bytes that only a later part (or the close) will upload.
  * So iteration i needs `tailBefore(i) + bytes(i) <= memoryLimit` with
- * `tailBefore(i) = ssoBytesBefore(i) % partSize`. The tail is counted up to the end of the plan;
- * since the SSO is written last this is exact (it closes in the last iteration holding SSO
- * bytes). Not counted: the index/footer trailers written at close (36 B per output index entry
+ * `tailBefore(i) = ssoBytesBefore(i) % partSize`. The tail is counted up to the end of the plan:
+ * exact while SSO bytes follow, conservative after the SSO closed (stream objects after it). Not counted: the index/footer trailers written at close (36 B per output index entry
  * + 48 B) and per-request overheads.
  *
  * Cutting: greedily fill each iteration. `bytesBefore(c) - tail(c)` is non-decreasing in the
@@ -656,22 +659,15 @@ function evaluate(prep: Prepared, included: readonly number[]): Evaluation {
     if (cur >= 0) runKind[cur] = runBytes[cur]! > split ? K_SO : K_SSO;
   }
 
-  // Output order: stream-object runs, then SSO runs (see the header comment).
+  // Output order: every run in (streamId, startOffset) order, stream objects and SSO alike (see
+  // the header comment).
   const runPos = new Int32Array(nRuns);
   let m = 0;
   let ssoStreams = 0;
   for (let r = 0; r < nRuns; r++) {
-    if (runKind[r] === K_SO) {
-      runPos[r] = m;
-      m += runLen[r]!;
-    }
-  }
-  for (let r = 0; r < nRuns; r++) {
-    if (runKind[r] === K_SSO) {
-      runPos[r] = m;
-      m += runLen[r]!;
-      ssoStreams++;
-    }
+    runPos[r] = m;
+    m += runLen[r]!;
+    if (runKind[r] === K_SSO) ssoStreams++;
   }
   const seq = new Int32Array(m);
   const runOf = new Int32Array(m);
