@@ -11,6 +11,7 @@ const fail = readResult('failure');
 const plan = readResult('planning');
 const ver = readResult('verify');
 const meta = readResult('metadata');
+const bw = readResult('bandwidth');
 
 const yes = (c) => (c ? 'met' : '**not met**');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
@@ -98,6 +99,19 @@ if (meta) {
   push('| store, nodes committing at once | p50 | p99 | commits/s (all nodes) |');
   push('|---|---:|---:|---:|');
   for (const [k, r] of Object.entries(meta.results)) push(`| ${k} | ${r.p50Ms} ms | ${r.p99Ms} ms | ${r.commitsPerS} |`);
+  push();
+}
+
+if (bw) {
+  const p = bw.parameters;
+  push(`### Bandwidth limit (${p.mib} MiB of SSOs, memoryLimit ${p.memoryLimitMiB} MiB, ${bw.serverKind}, ${bw.date.slice(0, 10)})`);
+  push();
+  push('| limit | wall time | MiB moved (reads + writes) | measured MiB/s | requests waited (summed over concurrent ones) | within ±10 % |');
+  push('|---|---:|---:|---:|---:|---|');
+  for (const [name, r] of Object.entries(bw.results)) {
+    const t = bw.targets[name];
+    push(`| ${name} | ${r.wallS} s | ${r.movedMiB} | ${r.measuredMiBps} | ${r.waitedS} s | ${t ? `${t.value} ${yes(t.pass)}` : ''} |`);
+  }
   push();
 }
 

@@ -1,9 +1,9 @@
 // `npm run bench` (builds first, then): runs every scenario, each in its own process, then
 // regenerates bench/results/summary.md and chart.svg.
 //
-//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify] [--server moto|fauxqs]
+//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth] [--server moto|fauxqs]
 //
-// Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e).
+// Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e), bandwidth (f).
 // Results: bench/results/<name>.json. Never part of `npm test`.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -18,6 +18,7 @@ const scenarios = [
   ['throughput', []],
   ['verify', []],
   ['metadata', []],
+  ['bandwidth', []],
 ];
 
 function run(name, nodeArgs) {

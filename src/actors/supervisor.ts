@@ -29,6 +29,7 @@ import {
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
+import type { BandwidthHandle } from '../storage/bandwidth.js';
 import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
 import type { PipelineInit } from './pipeline-actors.js';
@@ -59,6 +60,8 @@ export interface SupervisorDeps {
   logger: Logger;
   /** Where the actors' storages post their S3 request samples (the compactor's metrics). */
   requestsChannel?: string;
+  /** The compactor's bandwidth limit: every actor's storage takes its bytes from it. */
+  bandwidth?: BandwidthHandle;
 }
 
 export interface ExecutionResult {
@@ -123,7 +126,11 @@ export class Supervisor {
   /** The storage configuration an actor builds its own client from. */
   private async workerStorage(): Promise<S3StorageConfig> {
     const config = await this.deps.storage.workerConfig();
-    return this.deps.requestsChannel !== undefined ? { ...config, requestsChannel: this.deps.requestsChannel } : config;
+    return {
+      ...config,
+      ...(this.deps.requestsChannel !== undefined ? { requestsChannel: this.deps.requestsChannel } : {}),
+      ...(this.deps.bandwidth !== undefined ? { bandwidth: this.deps.bandwidth } : {}),
+    };
   }
 
   private actorPool(): ActorPool {

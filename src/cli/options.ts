@@ -16,7 +16,7 @@ type Kind = 'size' | 'duration' | 'int';
 
 export interface TunableOption {
   /** The library's option name. */
-  key: keyof PlannerOptions | Exclude<keyof typeof COMPACTOR_DEFAULTS, 'gcSafetyAgeMs'>;
+  key: keyof PlannerOptions | Exclude<keyof typeof COMPACTOR_DEFAULTS, 'gcSafetyAgeMs'> | 'bandwidthLimit';
   flag: string;
   kind: Kind;
   description: string;
@@ -45,6 +45,7 @@ export const TUNABLES: readonly TunableOption[] = [
   { key: 'indexReadConcurrency', flag: '--index-read-concurrency', kind: 'int', planner: false, description: 'index reads in flight while planning' },
   { key: 'heartbeatTimeoutMs', flag: '--heartbeat-timeout', kind: 'duration', planner: false, description: 'an actor silent this long is replaced' },
   { key: 'iterationTimeoutMs', flag: '--iteration-timeout', kind: 'duration', planner: false, description: 'deadline of one iteration attempt' },
+  { key: 'bandwidthLimit', flag: '--bandwidth-limit', kind: 'size', planner: false, description: "bytes per second for all of a run's S3 reads and writes (e.g. 50MiB); default: no limit" },
   { key: 'cancelTimeoutMs', flag: '--cancel-timeout', kind: 'duration', planner: false, description: 'deadline for an actor to acknowledge a cancel' },
 ];
 
@@ -76,10 +77,10 @@ function attr(flag: string): string {
 export function addTunableOptions(cmd: Command, which: 'planner' | 'all'): Command {
   for (const t of TUNABLES) {
     if (which === 'planner' && !t.planner) continue;
-    const def = formatDefault(t.kind, DEFAULTS[t.key]!);
-    cmd.addOption(
-      withEnv(new Option(`${t.flag} ${PLACEHOLDER[t.kind]}`, t.description).default(def, def).helpGroup(t.planner ? 'Planner options:' : 'Compactor options:')),
-    );
+    const dflt = DEFAULTS[t.key];
+    const option = new Option(`${t.flag} ${PLACEHOLDER[t.kind]}`, t.description);
+    if (dflt !== undefined) option.default(formatDefault(t.kind, dflt), formatDefault(t.kind, dflt));
+    cmd.addOption(withEnv(option.helpGroup(t.planner ? 'Planner options:' : 'Compactor options:')));
   }
   return cmd;
 }

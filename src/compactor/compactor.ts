@@ -12,6 +12,7 @@ import type { ObjectStorage } from '../storage/types.js';
 import type { S3Storage } from '../storage/s3-storage.js';
 import { listenRequestSamples, type S3RequestSample } from '../storage/request-samples.js';
 import { linkedController } from '../util/async.js';
+import { BandwidthLimiter } from '../storage/bandwidth.js';
 import { Supervisor, type ExecutionResult, type PlannerSession } from '../actors/supervisor.js';
 import { MemoryBudget } from '../actors/runtime/index.js';
 import type { CompactionReport, CompactorEvent } from './events.js';
@@ -46,6 +47,8 @@ export class Compactor {
   readonly metadata: MetadataStore;
   /** Shared by every thread of this compactor: object bytes held anywhere in the pipeline. */
   readonly budget: MemoryBudget;
+  /** The bandwidth limit every worker thread's requests share (`bandwidthLimit`), when set. */
+  readonly bandwidth: BandwidthLimiter | undefined;
   private readonly events = new Subject<CompactorEvent>();
   readonly events$: Observable<CompactorEvent> = this.events.asObservable();
   private readonly logger: Logger;
@@ -83,6 +86,7 @@ export class Compactor {
     // itself, whatever the host's environment says.
     this.logger = opts.logger ?? pino({ level: 'silent' });
     this.budget = new MemoryBudget(this.options.memoryLimit);
+    this.bandwidth = this.options.bandwidthLimit !== undefined ? new BandwidthLimiter(this.options.bandwidthLimit) : undefined;
     const requestsChannel = `s3sc-requests-${randomUUID()}`;
     const onRequests = (requests: S3RequestSample[]) => this.events.next({ type: 's3.requests', requests });
     const stopListening = listenRequestSamples(requestsChannel, onRequests);
@@ -94,6 +98,7 @@ export class Compactor {
     };
     this.supervisor = new Supervisor({
       requestsChannel,
+      ...(this.bandwidth ? { bandwidth: this.bandwidth.handle } : {}),
       storage: this.storage,
       budget: this.budget,
       options: this.options,

@@ -1,3 +1,4 @@
+import { MIN_BANDWIDTH } from '../storage/bandwidth.js';
 import { OptionsError } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { resolvePlannerOptions } from '../plan/options.js';
@@ -50,6 +51,12 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    * every node's compactor running scheduled (`start()`), which holds its lease while it lives.
    */
   adoptExpiredNodes?: boolean;
+  /**
+   * Bytes per second for all of a run's S3 reads and writes together (index reads, GETs, parts),
+   * shared by every worker thread: compaction then never takes more of the node's network than
+   * this. Default: no limit.
+   */
+  bandwidthLimit?: number;
   logger?: Logger;
 }
 
@@ -71,6 +78,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   gcSafetyAgeMs: number;
   leaseTtlMs: number;
   adoptExpiredNodes: boolean;
+  bandwidthLimit: number | undefined;
 }
 
 export const COMPACTOR_DEFAULTS = Object.freeze({
@@ -115,10 +123,17 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     ...COMPACTOR_DEFAULTS,
     nodeId: checkNonNegativeInt('nodeId', opts.nodeId),
     adoptExpiredNodes: opts.adoptExpiredNodes === true,
+    bandwidthLimit: undefined,
   };
   for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {
     const v = opts[k];
     if (v !== undefined) out[k] = checkPositiveInt(k, v);
+  }
+  if (opts.bandwidthLimit !== undefined) {
+    if (!Number.isSafeInteger(opts.bandwidthLimit) || opts.bandwidthLimit < MIN_BANDWIDTH) {
+      throw new OptionsError('bandwidthLimit', `must be an integer number of bytes per second of at least ${MIN_BANDWIDTH} (64 KiB/s), got ${String(opts.bandwidthLimit)}`);
+    }
+    out.bandwidthLimit = opts.bandwidthLimit;
   }
   if (out.threads < 2) throw new OptionsError('threads', `must be at least 2 (one for the planner, one for the pipeline), got ${out.threads}`);
   return out;

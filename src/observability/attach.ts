@@ -51,6 +51,8 @@ export const METRIC_NAMES = [
   's3sc_budget_in_use_bytes',
   's3sc_budget_limit_bytes',
   's3sc_budget_peak_bytes',
+  's3sc_bandwidth_limit_bytes',
+  's3sc_bandwidth_wait_seconds_total',
 ] as const;
 
 const RUN_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -119,6 +121,19 @@ export function attachMetrics(compactor: Compactor, metadata: MetadataStore, nod
   scraped('s3sc_budget_in_use_bytes', 'Bytes of object data held by the pipeline now.', () => compactor.budget.inUse);
   scraped('s3sc_budget_limit_bytes', 'The memory budget (memoryLimit).', () => compactor.budget.limit);
   scraped('s3sc_budget_peak_bytes', 'High-water mark of the memory budget during the last run.', () => compactor.budget.highWater);
+  scraped('s3sc_bandwidth_limit_bytes', 'The bandwidth limit (bandwidthLimit) in bytes per second; 0 when there is none.', () => compactor.bandwidth?.bytesPerSecond ?? 0);
+  let waitedBefore = 0;
+  new Counter({
+    name: 's3sc_bandwidth_wait_seconds_total',
+    help: 'Time S3 requests of all threads waited for the bandwidth limit.',
+    labelNames: ['node'],
+    registers,
+    collect() {
+      const waited = compactor.bandwidth?.waitedSeconds ?? 0;
+      this.inc({ node }, Math.max(0, waited - waitedBefore));
+      waitedBefore = Math.max(waitedBefore, waited);
+    },
+  });
 
   const counter = (name: string, help: string) => {
     const c = new Counter({ name, help, labelNames: ['node'], registers });

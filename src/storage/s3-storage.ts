@@ -15,6 +15,7 @@ import {
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
+import { BandwidthLimiter } from './bandwidth.js';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { AbortError, CompactorError, OptionsError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
@@ -171,7 +172,7 @@ export function createS3Client(config: S3StorageConfig): S3Client {
     httpAgent: { keepAlive: true, maxSockets: 64 },
     httpsAgent: { keepAlive: true, maxSockets: 64 },
   });
-  return new S3Client({
+  const client = new S3Client({
     region: config.region,
     ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
     ...(config.forcePathStyle !== undefined ? { forcePathStyle: config.forcePathStyle } : {}),
@@ -181,7 +182,21 @@ export function createS3Client(config: S3StorageConfig): S3Client {
       backoffDelay(attempt, s.retryBaseDelayMs, MAX_RETRY_DELAY_MS),
     ),
   });
+  // Object bodies go up unsigned (SigV4 still signs the request): hashing every byte with SHA-256
+  // for the signature cost more CPU than anything else the client does per byte. Integrity stays
+  // end to end: the SDK sends each body's CRC32 (x-amz-checksum-crc32), which S3 checks.
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (UNSIGNED_BODY_COMMANDS.has(context.commandName ?? '') && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'finalizeRequest', priority: 'high', name: 's3scUnsignedPayload' },
+  );
+  return client;
 }
+
+const UNSIGNED_BODY_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -406,6 +421,8 @@ export class S3Storage implements ObjectStorage {
   private readonly requestListeners = new Set<S3RequestListener>();
   private readonly uninstrument: () => void;
   private sampleSender: RequestSampleSender | undefined;
+  /** The compactor's bandwidth limit, when its threads were given one (`S3StorageConfig.bandwidth`). */
+  private bandwidth: BandwidthLimiter | undefined;
 
   constructor(options: S3StorageOptions) {
     validateOptions(options);
@@ -458,6 +475,7 @@ export class S3Storage implements ObjectStorage {
       ...(config.maxAttempts !== undefined ? { maxAttempts: config.maxAttempts } : {}),
       ...(config.retryBaseDelayMs !== undefined ? { retryBaseDelayMs: config.retryBaseDelayMs } : {}),
     });
+    if (config.bandwidth !== undefined) storage.bandwidth = new BandwidthLimiter(config.bandwidth);
     if (config.requestsChannel !== undefined) {
       storage.sampleSender = new RequestSampleSender(config.requestsChannel);
       storage.onRequest(storage.sampleSender.push);
@@ -527,6 +545,7 @@ export class S3Storage implements ObjectStorage {
     end: number | undefined,
     signal?: AbortSignal,
   ): Promise<Uint8Array<ArrayBuffer>> {
+    if (end !== undefined) await this.bandwidth?.take(end - start, signal).catch((e: unknown) => Promise.reject(this.err(e, operation, key)));
     const state: ReadState = { pos: 0 };
     let target: Uint8Array<ArrayBuffer> | undefined = end !== undefined ? unpooled(end - start) : undefined;
     let etag: string | undefined;
@@ -646,6 +665,7 @@ export class S3Storage implements ObjectStorage {
   }
 
   async putObject(key: string, body: Uint8Array, opts: WriteOptions = {}): Promise<void> {
+    await this.bandwidth?.take(body.byteLength, opts.signal).catch((e: unknown) => Promise.reject(this.err(e, 'PutObject', key)));
     try {
       await this.send(
         'PutObject',
@@ -680,6 +700,7 @@ export class S3Storage implements ObjectStorage {
         key,
       });
     }
+    await this.bandwidth?.take(body.byteLength, opts.signal).catch((e: unknown) => Promise.reject(this.err(e, 'UploadPart', key)));
     return this.send(
       'UploadPart',
       key,

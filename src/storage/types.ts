@@ -1,3 +1,4 @@
+import type { BandwidthHandle } from './bandwidth.js';
 export interface RequestOptions {
   signal?: AbortSignal;
 }
@@ -46,6 +47,8 @@ export interface S3StorageConfig {
   retryBaseDelayMs?: number;
   /** A BroadcastChannel to post request samples to (the compactor's metrics), when set. */
   requestsChannel?: string;
+  /** The compactor's bandwidth limit, shared by every thread's requests (`BandwidthLimiter.handle`). */
+  bandwidth?: BandwidthHandle;
 }
 
 /** What the compactor, the ingest path and GC need from object storage. */

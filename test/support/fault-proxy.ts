@@ -117,6 +117,8 @@ export interface ProxiedRequest {
   status: number | undefined;
   /** The fault applied, if any. */
   fault: FaultAction['type'] | undefined;
+  /** The request's headers as the client sent them. */
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export interface FaultProxy {
@@ -243,6 +245,7 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
       range: typeof req.headers.range === 'string' ? req.headers.range : undefined,
       status: undefined,
       fault: rule ? action.type : undefined,
+      headers: { ...req.headers },
     };
     requests.push(entry);
     events.emit('request', entry);
