@@ -13,33 +13,30 @@
  * it; the SSO's tail stays with the uploader (counted in the budget) until the SSO closes.
  */
 import type { Logger } from 'pino';
-import type { Subscription } from 'rxjs';
 import { CompactorError, deserializeError, toCompactorError } from '../errors.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
 import {
   destKey,
-  type DurableUpload,
   type PipelineSettings,
-  type PipelineReport,
   type PlannerReport,
-  type SupervisorToPipeline,
   type SupervisorToPlanner,
 } from '../messages/pipeline.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import type { BandwidthHandle } from '../storage/bandwidth.js';
-import { ActorPool, cancelAll, firstFailure, type ActorHandle } from './runtime/actor-pool.js';
+import { ActorPool } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
 import type { PipelineInit } from './pipeline-actors.js';
+import { Attempt, PIPELINE_MODULE } from './attempt.js';
+import { RunLedger } from './run-ledger.js';
 import type { PlannerInit } from './planner.js';
 import { outputSpecs } from './segments.js';
-import { backoffDelay, sleep, withDeadline } from '../util/async.js';
+import { backoffDelay, sleep } from '../util/async.js';
 import { runWithRestarts } from './runtime/supervision.js';
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const ACTORS_MODULE = new URL(`./pipeline-actors${ext}`, import.meta.url);
 const PLANNER_MODULE = new URL(`./planner${ext}`, import.meta.url);
 const STORAGE_MODULE = new URL(`../storage/s3-storage${ext}`, import.meta.url);
 
@@ -73,33 +70,6 @@ export interface ExecutionResult {
   bytesWritten: number;
 }
 
-interface Actors {
-  /** The reader, merger and uploader of one attempt, on one worker thread. */
-  pipeline: ActorHandle<SupervisorToPipeline, PipelineReport>;
-  subscription: Subscription;
-}
-
-/** What one run knows about its uploads, from the uploader's reports. */
-class RunState {
-  readonly objectSizes = new Map<string, number>();
-  readonly open = new Map<string, { key: string; uploadId: string }>();
-  sso: { uploadId: string; parts: Map<number, string>; durableBytes: number } | undefined;
-  bytesRead = 0;
-  /** Sizes of the completed outputs (the report's bytesWritten). */
-  bytesWritten = 0;
-  /** Bytes made durable by parts and PutObjects so far, retries included (the progress). */
-  bytesUploaded = 0;
-
-  /** The SSO's durable parts as a fresh uploader resumes them: the complete prefix only. */
-  durable(partSize: number): DurableUpload | undefined {
-    if (!this.sso) return undefined;
-    const count = Math.floor(this.sso.durableBytes / partSize);
-    const parts: { partNumber: number; etag: string }[] = [];
-    for (let n = 1; n <= count; n++) parts.push({ partNumber: n, etag: this.sso.parts.get(n)! });
-    return { uploadId: this.sso.uploadId, parts, durableBytes: this.sso.durableBytes };
-  }
-}
-
 /** Wraps a fatal error already reported after progress, so the restart policy gives up at once without reporting it again. */
 class NonRetryable extends CompactorError {
   constructor(readonly error: CompactorError) {
@@ -109,10 +79,10 @@ class NonRetryable extends CompactorError {
 
 export class Supervisor {
   private pool: ActorPool | undefined;
-  private current: Actors | undefined;
+  private current: Attempt | undefined;
 
-  /** The running actors, for tests and diagnostics (e.g. to kill a worker mid-iteration). */
-  get actors(): Readonly<Pick<Actors, 'pipeline'>> | undefined {
+  /** The running attempt's actors, for tests and diagnostics (e.g. to kill a worker mid-iteration). */
+  get actors(): { readonly pipeline: Attempt['pipeline'] } | undefined {
     return this.current;
   }
 
@@ -139,7 +109,7 @@ export class Supervisor {
       threads: options.threads,
       budget,
       heartbeatTimeoutMs: options.heartbeatTimeoutMs,
-      preload: [STORAGE_MODULE, PLANNER_MODULE, ACTORS_MODULE],
+      preload: [STORAGE_MODULE, PLANNER_MODULE, PIPELINE_MODULE],
       // The actors' objects are small and short-lived (the bytes live in ArrayBuffers, outside
       // the heap): a small young generation is collected sooner and keeps RSS down (measured
       // ~30 MiB less for 114 MiB under a 64 MiB limit, at the same throughput).
@@ -206,111 +176,70 @@ export class Supervisor {
       // The plan fits the budget, so an acquire waits only on a bug: bound it like the iteration.
       acquireTimeoutMs: options.iterationTimeoutMs,
     };
-    const state = new RunState();
-    let actors: Actors | undefined;
+    const ledger = new RunLedger();
+    let attempt: Attempt | undefined;
     let restarts = 0;
     /** SSO bytes the current uploader has (in parts or buffered): where the next iteration starts. */
     let ssoHave = 0;
+    const n = summary.iterations.length;
+    /** The first iteration whose uploads are not all done: where a restart starts again. */
+    let first = 0;
 
-    const spawn = (): Actors => {
+    /** A fresh attempt: it skips the outputs the ledger has complete and resumes the SSO after its durable parts. */
+    const start = (): Attempt => {
       const init: PipelineInit = {
         settings,
         summary,
         table,
         ssoId,
         soIds,
-        done: [...state.objectSizes.keys()],
-        resume: state.durable(options.partSize),
+        done: [...ledger.objectSizes.keys()],
+        resume: ledger.durable(options.partSize),
         windows: {
           merger: Math.max(options.memoryLimit, settings.maxGetSize),
           uploader: Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize),
         },
       };
-      const pipeline = this.actorPool().spawn<PipelineInit, SupervisorToPipeline, PipelineReport>(ACTORS_MODULE, 'pipelineActor', init, { name: `pipeline(run ${runId})` });
-      const subscription = pipeline.events$.subscribe((m) => {
-        const bytes = () => emit({ type: 'bytes', runId, bytesRead: state.bytesRead, bytesWritten: state.bytesUploaded });
-        switch (m.type) {
-          case 'progress':
-            if (m.bytesRead) {
-              state.bytesRead += m.bytesRead;
-              bytes();
-            }
-            return;
-          case 'upload.started':
-            state.open.set(destKey(m.dest), { key: m.key, uploadId: m.uploadId });
-            if (m.dest.kind === 'sso') state.sso = { uploadId: m.uploadId, parts: new Map(), durableBytes: 0 };
-            return;
-          case 'part.done':
-            state.bytesUploaded += m.bytes;
-            bytes();
-            if (m.dest.kind === 'sso' && state.sso) {
-              state.sso.parts.set(m.partNumber, m.etag);
-              state.sso.durableBytes = Math.max(state.sso.durableBytes, m.durableBytes);
-            }
-            return;
-          case 'object.done':
-            state.objectSizes.set(destKey(m.dest), m.objectSize);
-            state.open.delete(destKey(m.dest));
-            state.bytesWritten += m.objectSize;
-            state.bytesUploaded += m.putBytes;
-            if (m.putBytes > 0) bytes();
-            return;
-          default:
-            return;
-        }
-      });
-      this.current = { pipeline, subscription };
-      return this.current;
+      const a = new Attempt(this.actorPool(), init, `pipeline(run ${runId})`, ledger, () =>
+        emit({ type: 'bytes', runId, bytesRead: ledger.bytesRead, bytesWritten: ledger.bytesUploaded }),
+      );
+      this.current = a;
+      return a;
     };
 
-    const teardown = async (a: Actors): Promise<void> => {
-      if (this.current === a) this.current = undefined;
-      await cancelAll([a.pipeline], { deadlineMs: options.cancelTimeoutMs }).catch(() => {});
-      a.subscription.unsubscribe();
-    };
-
-    const n = summary.iterations.length;
-    /** The first iteration whose uploads are not all done: where a restart starts again. */
-    let first = 0;
-
-    /**
-     * Runs iterations `first`..n-1 on one set of actors. Every start is sent at once: the reader
-     * reads ahead into the next iteration while this one is still merged and uploaded (acquiring
-     * budget as uploads release it), so reads and uploads overlap across iterations. The merger
-     * still takes iterations one at a time.
-     */
-    const runFrom = async (attempt: number): Promise<void> => {
-      actors ??= spawn();
-      const a = actors;
+    /** Runs iterations `first`..n-1 on the current attempt (a fresh one if there is none). */
+    const runFrom = async (attemptNo: number): Promise<void> => {
+      attempt ??= start();
       const from = first;
-      const done = Array.from({ length: n - from }, (_, k) => {
-        const p = a.pipeline.waitFor('iteration.done', { filter: (m) => m.iteration === from + k, signal });
-        p.catch(() => {}); // awaited in order below; an early rejection is not unhandled
-        return p;
+      await attempt.run({
+        from,
+        to: n,
+        ssoFrom: (i) => (i === from ? ssoHave : summary.iterations[i]!.ssoBytesBefore),
+        iterationTimeoutMs: options.iterationTimeoutMs,
+        signal,
+        describe: (i) => `iteration ${i} of compaction run ${runId}`,
+        started: (i) => emit({ type: 'iteration.started', runId, iteration: i, attempt: i === from ? attemptNo : 1 }),
+        finished: (i) => {
+          emit({ type: 'iteration.finished', runId, iteration: i, attempt: i === from ? attemptNo : 1 });
+          first = i + 1;
+          ssoHave = summary.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
+        },
       });
-      const failed = firstFailure([a.pipeline]).then(({ error }) => {
-        throw error;
-      });
-      for (let i = from; i < n; i++) {
-        const ssoFrom = i === from ? ssoHave : summary.iterations[i]!.ssoBytesBefore;
-        emit({ type: 'iteration.started', runId, iteration: i, attempt: i === from ? attempt : 1 });
-        a.pipeline.send({ type: 'iteration.start', iteration: i, ssoFrom }, []);
-      }
-      for (let i = from; i < n; i++) {
-        await withDeadline(Promise.race([done[i - from]!, failed]), options.iterationTimeoutMs, `iteration ${i} of compaction run ${runId}`, signal);
-        emit({ type: 'iteration.finished', runId, iteration: i, attempt: i === from ? attempt : 1 });
-        first = i + 1;
-        ssoHave = summary.iterations[i + 1]?.ssoBytesBefore ?? ssoHave;
-      }
+    };
+    const teardown = async (): Promise<void> => {
+      const a = attempt;
+      attempt = undefined;
+      if (!a) return;
+      if (this.current === a) this.current = undefined;
+      await a.teardown(options.cancelTimeoutMs);
     };
 
     /** Cancels upstream and forgets the actors: nothing of an attempt survives but finished iterations and the SSO's durable parts. */
     const recover = async (): Promise<void> => {
-      if (actors) await teardown(actors);
-      actors = undefined;
+      await teardown();
       budget.reclaimAll();
-      await this.abortUploads(state, (k) => k !== 'sso', runId);
-      ssoHave = state.sso?.durableBytes ?? 0;
+      await this.abortUploads(ledger, (k) => k !== 'sso', runId);
+      ssoHave = ledger.sso?.durableBytes ?? 0;
     };
     const failedEvent = (iteration: number, attempt: number, error: CompactorError, willRetry: boolean, delayMs: number) => {
       logger.warn({ runId, iteration, attempt, err: error, willRetry, delayMs }, 'iteration failed');
@@ -364,31 +293,31 @@ export class Supervisor {
         });
       }
       for (const o of outputs) {
-        if (!state.objectSizes.has(destKey(o.dest))) {
+        if (!ledger.objectSizes.has(destKey(o.dest))) {
           throw new CompactorError('ERR_INTERNAL', `output ${o.key} was not completed although every iteration finished`);
         }
       }
       await this.abortStrays(outputs.map((o) => o.key), runId);
-      return { objectSizes: state.objectSizes, iterations: summary.iterations.length, restarts, bytesRead: state.bytesRead, bytesWritten: state.bytesWritten };
+      return { objectSizes: ledger.objectSizes, iterations: summary.iterations.length, restarts, bytesRead: ledger.bytesRead, bytesWritten: ledger.bytesWritten };
     } catch (err) {
-      await this.abortUploads(state, () => true, runId);
+      await this.abortUploads(ledger, () => true, runId);
       await this.abortStrays(outputs.map((o) => o.key), runId);
       // Complete outputs of a failed run are never committed: remove them now (GC would later).
-      const done = outputs.filter((o) => state.objectSizes.has(destKey(o.dest))).map((o) => o.key);
+      const done = outputs.filter((o) => ledger.objectSizes.has(destKey(o.dest))).map((o) => o.key);
       if (done.length > 0) await storage.deleteObjects(done).catch(() => {});
       throw toCompactorError(err);
     } finally {
-      if (actors) await teardown(actors);
+      await teardown();
       budget.reclaimAll();
     }
   }
 
   /** Aborts unfinished multipart uploads (idempotent); a failure here is left to GC. */
-  private async abortUploads(state: RunState, which: (destKey: string) => boolean, runId: number): Promise<void> {
-    for (const [k, u] of [...state.open]) {
+  private async abortUploads(ledger: RunLedger, which: (destKey: string) => boolean, runId: number): Promise<void> {
+    for (const [k, u] of [...ledger.open]) {
       if (!which(k)) continue;
-      state.open.delete(k);
-      if (k === 'sso') state.sso = undefined;
+      ledger.open.delete(k);
+      if (k === 'sso') ledger.dropSso();
       await this.deps.storage.abortMultipartUpload(u.key, u.uploadId).then(
         () => this.deps.emit({ type: 'upload.aborted', runId, key: u.key }),
         (err: unknown) => this.deps.logger.warn({ err, key: u.key }, 'abort of a multipart upload failed; garbage collection will remove it'),
