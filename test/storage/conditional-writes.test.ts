@@ -5,29 +5,21 @@
  * S3 server, through the fault proxy for the lost responses.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { StorageError } from '../../src/errors.js';
 import type { S3Storage } from '../../src/storage/index.js';
-import { createTestBucket, makeStorage, s3Endpoint, s3ServerKind } from '../support/env.js';
-import { fault, startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { s3ServerKind } from '../support/env.js';
+import { fault, useProxiedStorage, type FaultProxy } from '../support/fault-proxy.js';
 
 const MiB = 1024 * 1024;
 
 describe.skipIf(s3ServerKind() === 'fauxqs')('conditional writes (If-None-Match: *)', () => {
+  const env = useProxiedStorage('ifnm', { requestTimeoutMs: 700 });
   let proxy: FaultProxy;
   let storage: S3Storage;
-
-  beforeAll(async () => {
-    proxy = await startFaultProxy(s3Endpoint());
-    storage = makeStorage(await createTestBucket('ifnm'), { endpoint: proxy.url, requestTimeoutMs: 700 });
-  });
   beforeEach(() => {
-    proxy.clear();
-    proxy.requests.length = 0;
-  });
-  afterAll(async () => {
-    storage.close();
-    await proxy.close();
+    proxy = env.proxy();
+    storage = env.storage();
   });
 
   it('PutObject: a second object at the key is refused and the first stays; the same bytes again are ours', async () => {

@@ -5,36 +5,23 @@
  * can hold is what the client sends, seen by the fault proxy.
  */
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { S3Storage } from '../../src/storage/index.js';
-import { createTestBucket, makeStorage, s3Endpoint, s3ServerKind } from '../support/env.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { describe, expect, it } from 'vitest';
+import { s3ServerKind } from '../support/env.js';
+import { useProxiedStorage } from '../support/fault-proxy.js';
 
 const MiB = 1024 * 1024;
 
 describe.skipIf(s3ServerKind() === 'fauxqs')('object bodies: unsigned payload, CRC32 checked by the server', () => {
-  let proxy: FaultProxy;
-  let storage: S3Storage;
-  beforeAll(async () => {
-    proxy = await startFaultProxy(s3Endpoint());
-    storage = makeStorage(await createTestBucket('integrity'), { endpoint: proxy.url, maxAttempts: 1 });
-  });
-  beforeEach(() => {
-    proxy.clear();
-    proxy.requests.length = 0;
-  });
-  afterAll(async () => {
-    storage.close();
-    await proxy.close();
-  });
+  const env = useProxiedStorage('integrity', { maxAttempts: 1 });
 
   it('PutObject and UploadPart carry UNSIGNED-PAYLOAD and the body CRC32; other requests stay signed as usual', async () => {
+    const storage = env.storage();
     await storage.putObject('put', randomBytes(1000), { ifNoneMatch: true });
     const id = await storage.createMultipartUpload('mp');
     const part = await storage.uploadPart('mp', id, 1, randomBytes(5 * MiB));
     await storage.completeMultipartUpload('mp', id, [part]);
     await storage.getRange('put', 0, 10);
-    const byOp = new Map(proxy.requests.map((r) => [r.op, r.headers]));
+    const byOp = new Map(env.proxy().requests.map((r) => [r.op, r.headers]));
     for (const op of ['PutObject', 'UploadPart'] as const) {
       expect(byOp.get(op)?.['x-amz-content-sha256'], op).toBe('UNSIGNED-PAYLOAD');
       expect(byOp.get(op)?.['x-amz-checksum-crc32'], op).toMatch(/^[A-Za-z0-9+/]{6}==$/);

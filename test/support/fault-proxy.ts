@@ -16,8 +16,9 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { afterAll, afterEach, beforeAll } from 'vitest';
-import { s3Endpoint } from './env.js';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import type { S3Storage } from '../../src/storage/index.js';
+import { createTestBucket, makeStorage, s3Endpoint, type TestStorageOptions } from './env.js';
 
 export type S3Operation =
   | 'GetObject'
@@ -500,4 +501,32 @@ export function useFaultProxy(afterEachTest?: () => Promise<void>): () => FaultP
     if (!proxy) throw new Error('useFaultProxy: the proxy starts in beforeAll; use it inside tests and hooks');
     return proxy;
   };
+}
+
+/**
+ * A fresh bucket and a storage that reaches it through a fault proxy, for one describe block:
+ * rules and the request log are cleared before each test, both are closed after the block.
+ */
+export function useProxiedStorage(prefix: string, opts: TestStorageOptions = {}): { proxy: () => FaultProxy; storage: () => S3Storage; bucket: () => string } {
+  let proxy: FaultProxy | undefined;
+  let storage: S3Storage | undefined;
+  let bucket: string | undefined;
+  beforeAll(async () => {
+    proxy = await startFaultProxy(s3Endpoint());
+    bucket = await createTestBucket(prefix);
+    storage = makeStorage(bucket, { ...opts, endpoint: proxy.url });
+  });
+  beforeEach(() => {
+    proxy?.clear();
+    if (proxy) proxy.requests.length = 0;
+  });
+  afterAll(async () => {
+    storage?.close();
+    await proxy?.close();
+  });
+  const get = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('useProxiedStorage: the storage starts in beforeAll; use it inside tests and hooks');
+    return v;
+  };
+  return { proxy: () => get(proxy), storage: () => get(storage), bucket: () => get(bucket) };
 }
