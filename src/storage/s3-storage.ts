@@ -538,6 +538,16 @@ export class S3Storage implements ObjectStorage {
    * byte with If-Match on the first response's ETag; `maxAttempts` bounds consecutive failures
    * that made no real progress (64 KiB, or the rest), and 32 resumes bound the whole GET.
    */
+  /** Waits for the bandwidth limit (when there is one); an abort while waiting is this request's, typed. */
+  private async takeBandwidth(bytes: number, signal: AbortSignal | undefined, operation: string, key: string): Promise<void> {
+    if (!this.bandwidth) return;
+    try {
+      await this.bandwidth.take(bytes, signal);
+    } catch (e) {
+      throw this.err(e, operation, key);
+    }
+  }
+
   private async fetchBytes(
     operation: string,
     key: string,
@@ -545,7 +555,7 @@ export class S3Storage implements ObjectStorage {
     end: number | undefined,
     signal?: AbortSignal,
   ): Promise<Uint8Array<ArrayBuffer>> {
-    if (end !== undefined) await this.bandwidth?.take(end - start, signal).catch((e: unknown) => Promise.reject(this.err(e, operation, key)));
+    if (end !== undefined) await this.takeBandwidth(end - start, signal, operation, key);
     const state: ReadState = { pos: 0 };
     let target: Uint8Array<ArrayBuffer> | undefined = end !== undefined ? unpooled(end - start) : undefined;
     let etag: string | undefined;
@@ -665,7 +675,7 @@ export class S3Storage implements ObjectStorage {
   }
 
   async putObject(key: string, body: Uint8Array, opts: WriteOptions = {}): Promise<void> {
-    await this.bandwidth?.take(body.byteLength, opts.signal).catch((e: unknown) => Promise.reject(this.err(e, 'PutObject', key)));
+    await this.takeBandwidth(body.byteLength, opts.signal, 'PutObject', key);
     try {
       await this.send(
         'PutObject',
@@ -700,7 +710,7 @@ export class S3Storage implements ObjectStorage {
         key,
       });
     }
-    await this.bandwidth?.take(body.byteLength, opts.signal).catch((e: unknown) => Promise.reject(this.err(e, 'UploadPart', key)));
+    await this.takeBandwidth(body.byteLength, opts.signal, 'UploadPart', key);
     return this.send(
       'UploadPart',
       key,

@@ -14,7 +14,7 @@ export interface Delivery<T> {
  * sender's. Actors that only move bytes share a thread, so their messages pass by reference:
  * nothing is copied or transferred, and cancellation is the shared AbortSignal.
  */
-export class LocalChannel<T> implements AsyncIterable<Delivery<T>> {
+export class LocalChannel<T> {
   readonly name: string;
   readonly window: number;
   #credit: number;
@@ -115,10 +115,6 @@ export class LocalChannel<T> implements AsyncIterable<Delivery<T>> {
         if (this.#waiter === w) this.#waiter = undefined;
       });
     }
-  }
-
-  [Symbol.asyncIterator](): AsyncGenerator<Delivery<T>, void, undefined> {
-    return this.consume();
   }
 
   /** After cancellation: hands every queued message to `release` (which frees its bytes). */
