@@ -185,13 +185,18 @@ export function createS3Client(config: S3StorageConfig): S3Client {
   // Object bodies go up unsigned (SigV4 still signs the request): hashing every byte with SHA-256
   // for the signature cost more CPU than anything else the client does per byte. Integrity stays
   // end to end: the SDK sends each body's CRC32 (x-amz-checksum-crc32), which S3 checks.
+  // The header must be in place before the signer (finalizeRequest) runs, hence the build step:
+  // the signer takes the payload hash from it. Set after signing (as a 'high' finalizeRequest
+  // middleware was: it lands after the signer), the body is still hashed and
+  // the signature covers a hash the header no longer names, which real S3 rejects
+  // (SignatureDoesNotMatch) and moto, which checks no signature, accepts.
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
       if (UNSIGNED_BODY_COMMANDS.has(context.commandName ?? '') && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
       return next(args);
     },
-    { step: 'finalizeRequest', priority: 'high', name: 's3scUnsignedPayload' },
+    { step: 'build', name: 's3scUnsignedPayload' },
   );
   return client;
 }
