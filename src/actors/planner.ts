@@ -1,11 +1,11 @@
 /**
  * Planner actor: reads the candidates' indexes, plans and checks the plan, all on a worker
  * thread, so the host's event loop never carries index parsing or planning (a second or more
- * for a million index entries). It answers with a small summary and the block table in shared
- * memory, then stays for the run to check coverage again against fresh stream metadata right
- * before the commit.
+ * for a million index entries). It answers with a small summary, the block table in shared
+ * memory and what the plan drops as dead (checked again on the host right before the commit),
+ * and ends: the pipeline runs on the same warm thread after it.
  */
-import { serializeError, toCompactorError } from '../errors.js';
+import { toCompactorError } from '../errors.js';
 import { readObjectIndex } from '../format/index.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { PlannerReport, SupervisorToPlanner } from '../messages/pipeline.js';
@@ -65,17 +65,11 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
   try {
     const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal);
     const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options });
-    checkCoverage(plan, { objects, streams: init.streams });
+    const dropped = checkCoverage(plan, { objects, streams: init.streams });
     // The table's SharedArrayBuffer is shared, not transferred: nothing to list, nothing to walk.
-    ctx.send({ type: 'planned', summary: summarizePlan(plan), table: encodePlanTable(plan) }, []);
-    for await (const msg of ctx.messages()) {
-      try {
-        checkCoverage(plan, { objects, streams: msg.streams });
-        ctx.send({ type: 'checked' }, []);
-      } catch (err) {
-        ctx.send({ type: 'checked', error: serializeError(err) }, []);
-      }
-    }
+    // Then the actor ends: its thread is free for the pipeline, and what the commit checks again
+    // (that the dropped blocks are still dead) is the small `dropped` summary, on the host.
+    ctx.send({ type: 'planned', summary: summarizePlan(plan), table: encodePlanTable(plan), dropped }, []);
   } finally {
     storage.close();
   }

@@ -13,7 +13,8 @@
  * it; the SSO's tail stays with the uploader (counted in the budget) until the SSO closes.
  */
 import type { Logger } from 'pino';
-import { CompactorError, deserializeError, toCompactorError } from '../errors.js';
+import { CompactorError, toCompactorError } from '../errors.js';
+import { checkDroppedStillDead } from '../plan/coverage.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
 import {
@@ -40,7 +41,7 @@ const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const PLANNER_MODULE = new URL(`./planner${ext}`, import.meta.url);
 const STORAGE_MODULE = new URL(`../storage/s3-storage${ext}`, import.meta.url);
 
-/** A run's plan, made on the planner actor, which stays for the coverage check before commit. */
+/** A run's plan, made on the planner actor (ended once it has planned). */
 export interface PlannerSession {
   summary: PlanSummary;
   table: PlanTable;
@@ -145,15 +146,11 @@ export class Supervisor {
     };
     try {
       const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
+      await close();
       return {
         summary: planned.summary,
         table: planned.table,
-        check: async (streams) => {
-          const reply = handle.waitFor('checked', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
-          handle.send({ type: 'check', streams }, []);
-          const { error } = await reply;
-          if (error) throw deserializeError(error);
-        },
+        check: async (streams) => checkDroppedStillDead(planned.dropped, streams),
         close,
       };
     } catch (err) {

@@ -35,7 +35,7 @@ export const TUNABLES: readonly TunableOption[] = [
   { key: 'minPartSize', flag: '--min-part-size', kind: 'size', planner: true, description: "smallest allowed part size (S3's minimum; lower only for stores that allow it)" },
   { key: 'interval', flag: '--interval', kind: 'duration', planner: false, description: 'time between runs with --watch' },
   { key: 'soonInterval', flag: '--soon-interval', kind: 'duration', planner: false, description: 'delay before the next run when objects were deferred (--watch)' },
-  { key: 'threads', flag: '--threads', kind: 'int', planner: false, description: 'worker threads: the planner and the pipeline (>= 2)' },
+  { key: 'threads', flag: '--threads', kind: 'int', planner: false, description: 'worker threads (>= 1; the planner, then the pipeline, run on the first)' },
   { key: 'maxIterationAttempts', flag: '--max-iteration-attempts', kind: 'int', planner: false, description: 'attempts of one iteration on retryable failures' },
   { key: 'retryBaseDelayMs', flag: '--retry-base-delay', kind: 'duration', planner: false, description: 'base backoff between iteration attempts' },
   { key: 'retryMaxDelayMs', flag: '--retry-max-delay', kind: 'duration', planner: false, description: 'cap of the backoff between iteration attempts' },
@@ -107,7 +107,7 @@ export function parseTunables(opts: Record<string, unknown>): Partial<CompactorO
       `must be at least ${formatSize(minPartSize)} (${minPartSize === DEFAULT_PLANNER_OPTIONS.minPartSize ? 'S3 refuses smaller multipart parts' : '--min-part-size'}), got ${formatSize(partSize)}`,
     );
   }
-  // Everything else the library checks (threads >= 2, part size <= 5 GiB, ...), before any I/O:
+  // Everything else the library checks (bandwidth limit >= 64 KiB/s, part size <= 5 GiB, ...), before any I/O:
   // its OptionsError names the option, which the CLI maps to the flag.
   // --min-part-size is the store's own minimum too (the storage is built with it).
   const probeStorage = { getRange() {}, minPartSize: out.minPartSize } as unknown as ObjectStorage;

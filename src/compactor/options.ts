@@ -18,7 +18,11 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   interval?: number;
   /** Delay before the next scheduled run when objects were deferred. Default 5 s. */
   soonInterval?: number;
-  /** Worker threads: one for the planner, one for the pipeline (its reader, merger and uploader share it). Default 2. */
+  /**
+   * Worker threads. Default 1: the planner runs on it, ends, and the pipeline (reader, merger and
+   * uploader actors) runs after it on the same warm isolate. A second thread only starts a fresh
+   * attempt sooner while a stalled one is being torn down, at the cost of a second isolate and SDK.
+   */
   threads?: number;
   /** Attempts of one iteration, the first included, for retryable failures. Default 3. */
   maxIterationAttempts?: number;
@@ -84,7 +88,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
 export const COMPACTOR_DEFAULTS = Object.freeze({
   interval: 5 * 60_000,
   soonInterval: 5_000,
-  threads: 2,
+  threads: 1,
   maxIterationAttempts: 3,
   retryBaseDelayMs: 200,
   retryMaxDelayMs: 5_000,
@@ -135,6 +139,5 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     }
     out.bandwidthLimit = opts.bandwidthLimit;
   }
-  if (out.threads < 2) throw new OptionsError('threads', `must be at least 2 (one for the planner, one for the pipeline), got ${out.threads}`);
   return out;
 }

@@ -14,7 +14,7 @@
  *   --memory-mib N     compactor memoryLimit (default 64, so the run takes several iterations)
  *   --part-mib N       multipart part size (default 8; fauxqs refuses bodies above 11 MiB)
  *   --split-mib N      streamSplitSize (default 8, AutoMQ's)
- *   --threads N        worker threads (default 2)
+ *   --threads N        worker threads (default 1)
  *   --server KIND      fauxqs (default) | moto
  *   --seed N           traffic seed (default 42)
  *   --keep             keep the metadata file and print its path
@@ -54,7 +54,7 @@ function camel(flag: string): string {
 }
 
 export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): DemoOptions | 'help' {
-  const o: DemoOptions = { mib: 200, streams: 2000, objects: 200, zipf: 1, memoryMib: 64, partMib: 8, splitMib: 8, threads: 2, server: 'fauxqs', seed: 42, keep: false };
+  const o: DemoOptions = { mib: 200, streams: 2000, objects: 200, zipf: 1, memoryMib: 64, partMib: 8, splitMib: 8, threads: 1, server: 'fauxqs', seed: 42, keep: false };
   const rec = o as unknown as Record<string, unknown>;
   for (const flag of NUMERIC) {
     const v = env[`DEMO_${flag.toUpperCase().replace(/-/g, '_')}`];
@@ -140,7 +140,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   try {
     const parsed = parseArgs(argv);
     if (parsed === 'help') {
-      console.log('usage: npm run demo -- [--mib 200] [--streams 2000] [--objects 200] [--zipf 1] [--memory-mib 64] [--part-mib 8] [--split-mib 8] [--threads 2] [--server fauxqs|moto] [--seed 42] [--keep]');
+      console.log('usage: npm run demo -- [--mib 200] [--streams 2000] [--objects 200] [--zipf 1] [--memory-mib 64] [--part-mib 8] [--split-mib 8] [--threads 1] [--server fauxqs|moto] [--seed 42] [--keep]');
       return 0;
     }
     opts = parsed;

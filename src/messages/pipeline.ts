@@ -3,9 +3,8 @@
  * back to the supervisor only as typed messages. Every union is closed, so a sender and a
  * receiver that disagree fail to compile.
  */
-import type { SerializedError } from '../errors.js';
 import type { IndexEntry } from '../format/types.js';
-import type { StreamMetadata } from '../metadata/types.js';
+import type { DroppedStream } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { S3StorageConfig } from '../storage/types.js';
 
@@ -75,10 +74,10 @@ export type SupervisorToPipeline = IterationStart;
 
 // ---- planner ------------------------------------------------------------------------------------
 
-export type SupervisorToPlanner = { type: 'check'; streams: StreamMetadata[] };
-export type PlannerReport =
-  | { type: 'planned'; summary: PlanSummary; table: PlanTable }
-  | { type: 'checked'; error?: SerializedError };
+/** The planner takes no messages: it plans, reports once and ends. */
+export type SupervisorToPlanner = never;
+/** `dropped`: what the plan drops as dead, per stream, checked again on the host before the commit. */
+export type PlannerReport = { type: 'planned'; summary: PlanSummary; table: PlanTable; dropped: DroppedStream[] };
 
 // ---- data plane --------------------------------------------------------------------------------
 

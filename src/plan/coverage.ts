@@ -1,5 +1,6 @@
 import { PlanError } from '../errors.js';
 import type { IndexEntry } from '../format/types.js';
+import type { StreamMetadata } from '../metadata/types.js';
 import type { CompactionPlan, CoverageInput, PlannedBlock } from './types.js';
 
 function coverage(message: string): PlanError {
@@ -20,9 +21,10 @@ function describeBlock(b: Pick<PlannedBlock, 'objectId' | 'key' | 'streamId' | '
  *    startOffset to its endOffset in one iteration; the SSO's blocks are at consecutive byte
  *    offsets, and per stream contiguous from its range's startOffset to its endOffset.
  * Throws `PlanError('ERR_PLAN_COVERAGE')` naming the block (object, stream, offsets), or
- * `ERR_PLAN_INVALID` for a malformed plan.
+ * `ERR_PLAN_INVALID` for a malformed plan. Returns what the plan drops as dead, per stream, for
+ * `checkDroppedStillDead` right before the commit (so nothing but this summary outlives planning).
  */
-export function checkCoverage(plan: CompactionPlan, inputs: CoverageInput): void {
+export function checkCoverage(plan: CompactionPlan, inputs: CoverageInput): DroppedStream[] {
   const ids = plan.compactedObjectIds;
   for (let i = 0; i < ids.length; i++) {
     if (!Number.isSafeInteger(ids[i]) || (i > 0 && ids[i]! <= ids[i - 1]!)) {
@@ -93,12 +95,18 @@ export function checkCoverage(plan: CompactionPlan, inputs: CoverageInput): void
     if (st.state === 'deleted') liveStart.delete(st.streamId);
     else liveStart.set(st.streamId, st.startOffset);
   }
+  const dropped = new Map<number, DroppedStream>();
   for (const [id, src] of srcs) {
     for (let i = 0; i < src.planned.length; i++) {
       if (src.planned[i]) continue;
       const e = src.entries[src.order[i]!]!;
       const start = liveStart.get(e.streamId);
-      if (start === undefined || e.endOffset <= start) continue; // dead: dropping it is right
+      if (start === undefined || e.endOffset <= start) {
+        // Dead: dropping it is right. Remember the furthest such block of its stream.
+        const d = dropped.get(e.streamId);
+        if (!d || e.endOffset > d.block.endOffset) dropped.set(e.streamId, { streamId: e.streamId, block: { ...e, objectId: id, key: src.key } });
+        continue;
+      }
       throw coverage(`${describeBlock({ ...e, objectId: id, key: src.key })} is live but not covered by any output of the plan`);
     }
   }
@@ -170,5 +178,32 @@ export function checkCoverage(plan: CompactionPlan, inputs: CoverageInput): void
       }
     });
     if (ssoBytes !== sso.dataSize) throw coverage(`SSO blocks hold ${ssoBytes} bytes, the plan says ${sso.dataSize}`);
+  }
+  return [...dropped.values()];
+}
+
+/** The furthest block of a stream that a plan drops as dead (trimmed, or of a deleted stream). */
+export interface DroppedStream {
+  streamId: number;
+  block: Pick<PlannedBlock, 'objectId' | 'key' | 'streamId' | 'startOffset' | 'endOffset' | 'position' | 'size'>;
+}
+
+/**
+ * Checks again, against stream metadata as it is right before the commit, that every block the
+ * plan drops is still dead (`checkCoverage` holds the rest: the planned blocks do not depend on
+ * stream metadata). Trims only move a stream's start forward, so this fails only if metadata went
+ * back (a restored database, a stream recreated under the same id): then nothing is committed.
+ */
+export function checkDroppedStillDead(dropped: readonly DroppedStream[], streams: readonly StreamMetadata[]): void {
+  const liveStart = new Map<number, number>();
+  for (const st of streams) {
+    if (st.state === 'deleted') liveStart.delete(st.streamId);
+    else liveStart.set(st.streamId, st.startOffset);
+  }
+  for (const { streamId, block } of dropped) {
+    const start = liveStart.get(streamId);
+    if (start !== undefined && block.endOffset > start) {
+      throw coverage(`${describeBlock(block)} is live again (stream ${streamId} now starts at ${start}) but the plan dropped it as trimmed`);
+    }
   }
 }

@@ -1,6 +1,6 @@
 export { planCompaction } from './planner.js';
 export { resolvePlannerOptions, DEFAULT_PLANNER_OPTIONS, S3_MIN_PART_SIZE, S3_MAX_PART_SIZE } from './options.js';
-export { checkCoverage } from './coverage.js';
+export { checkCoverage, checkDroppedStillDead, type DroppedStream } from './coverage.js';
 export { formatPlan, idleReason } from './format.js';
 export { ssoResumePoint } from './resume.js';
 export type {

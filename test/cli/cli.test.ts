@@ -227,8 +227,8 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
   });
 
   it('a library-checked option is named by its flag', async () => {
-    const r = await runCli([...global, 'compact', '--threads', '1']);
-    expectOneLineError(r, 2, 'option "--threads"', 'at least 2');
+    const r = await runCli([...global, 'compact', '--bandwidth-limit', '1KiB']);
+    expectOneLineError(r, 2, 'option "--bandwidth-limit"', 'at least 65536');
   });
 
   it('a memory limit no plan fits: the flag and a value that works, in human units', async () => {
@@ -363,7 +363,7 @@ describe.concurrent('failures: one line on stderr, exit 2 for usage, 1 at runtim
       ['--max-objects-per-run <n>', '500'],
       ['--force-split-after <duration>', '2h'],
       ['--interval <duration>', '5m'],
-      ['--threads <n>', '2'],
+      ['--threads <n>', '1'],
       ['--max-get-size <size>', '16MiB'],
     ] as const) {
       expect(flat).toMatch(new RegExp(`${flag.replace(/[<>]/g, '.')} .*?\\(default: ${def}, env: S3SC_`));

@@ -39,12 +39,12 @@ describe('option value parsers', () => {
     expect(parseTunables({ partSize: '1KiB', minPartSize: '1KiB' })).toEqual({ partSize: 1024, minPartSize: 1024 });
     let err: unknown;
     try {
-      parseTunables({ threads: '1' });
+      parseTunables({ bandwidthLimit: '1KiB' });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(OptionsError);
-    expect(describeFailure(err)).toEqual({ message: expect.stringContaining('option "--threads": must be at least 2'), exitCode: EXIT_USAGE });
+    expect(describeFailure(err)).toEqual({ message: expect.stringContaining('option "--bandwidth-limit": must be an integer number of bytes per second of at least'), exitCode: EXIT_USAGE });
   });
 
   it('describeFailure: one line, exit codes', () => {

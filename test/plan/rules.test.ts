@@ -3,6 +3,7 @@ import { OptionsError, PlanError } from '../../src/errors.js';
 import {
   DEFAULT_PLANNER_OPTIONS,
   checkCoverage,
+  checkDroppedStillDead,
   formatPlan,
   planCompaction,
   resolvePlannerOptions,
@@ -452,6 +453,20 @@ describe('rule 7: checkCoverage', () => {
     const p = planCompaction(inp);
     checkCoverage(p, inp);
     checkCoverage(p, { ...inp, streams: [stream(1, 15), stream(2, 0, 'deleted')] });
+  });
+
+  it('returns what it drops, which the commit checks again: still dead passes, live again is refused by name', () => {
+    const trimmed = input([obj(1, [[1, 0, 10, 10], [1, 10, 20, 10]]), obj(2, [[1, 20, 30, 10], [2, 0, 5, 5]])], [stream(1, 15), stream(2)]);
+    const p = planCompaction(trimmed);
+    const dropped = checkCoverage(p, trimmed);
+    expect(dropped).toEqual([{ streamId: 1, block: expect.objectContaining({ objectId: 1, streamId: 1, startOffset: 0, endOffset: 10 }) }]);
+    checkDroppedStillDead(dropped, [stream(1, 15), stream(2)]);
+    checkDroppedStillDead(dropped, [stream(1, 25), stream(2)]);
+    checkDroppedStillDead(dropped, [stream(1, 0, 'deleted'), stream(2)]);
+    const e = planError(() => checkDroppedStillDead(dropped, [stream(1, 5), stream(2)]));
+    expect(e.code).toBe('ERR_PLAN_COVERAGE');
+    expect(e.message).toContain('block of object 1 (key-1) stream 1 [0, 10)');
+    expect(e.message).toContain('now starts at 5');
   });
 
   it('names a missing block', () => {
