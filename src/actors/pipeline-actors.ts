@@ -87,7 +87,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const m2u = new LocalChannel<MergerToUploader>({ window: init.windows.uploader, name: 'merger→uploader' });
   const reporter = { report: (m: PipelineReport) => ctx.send(m) };
   const reader = new Reader(storage, budget, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings);
-  const merger = new Merger(outputsOf(init, true), budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize, (b) => r2m.grant(b));
+  const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   const fail = (err: unknown, iteration?: number) => {
     if (!signal.aborted) ctx.fail(err, iteration);
@@ -121,9 +121,11 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
       }
     })(),
     (async () => {
-      for await (const { msg } of r2m.consume(signal)) {
+      for await (const { msg, bytes } of r2m.consume(signal)) {
         await raceAbort(startOf(msg.iteration).promise, signal);
+        // The GET's bytes are in their parts (or failed) now: its buffer is garbage.
         await merger.accept(msg).catch((e: unknown) => fail(e, msg.iteration));
+        r2m.grant(bytes);
       }
     })(),
     (async () => {

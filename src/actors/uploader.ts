@@ -1,10 +1,12 @@
 /**
- * Uploader actor: one upload per output object. Parts are cut at exactly `partSize`; an object
- * that never fills a part goes up as one PutObject at its close. Bytes of an output not yet in a
- * part (the SSO's tail between iterations) stay here, counted in the budget, and the end of an
- * iteration never waits for them: only the close of the object uploads them (the seed's bug).
- * Requests retry in the S3 client alone (one retry layer per request); a request that still fails
- * reaches the supervisor at once, which restarts the iteration.
+ * Uploader actor: one upload per output object, from whole parts the merger hands it, in any
+ * order. An output below one part goes up as one PutObject at its close; a larger one as a
+ * multipart upload whose last part (the data after the last full part, and the trailer) comes
+ * with the close. Bytes of an output not yet in a whole part (the SSO's tail between iterations)
+ * stay with the merger, counted in the budget, and the end of an iteration never waits for them:
+ * only the close of the object uploads them (the seed's bug). Requests retry in the S3 client
+ * alone (one retry layer per request); a request that still fails reaches the supervisor at
+ * once, which restarts the iteration.
  */
 import { CompactorError, toCompactorError } from '../errors.js';
 import { destKey, type Dest, type DurableUpload, type MergerToUploader, type OutputSpec } from '../messages/pipeline.js';
@@ -15,15 +17,12 @@ interface OutputState {
   spec: OutputSpec;
   uploadId: string | undefined;
   parts: CompletedPart[];
-  nextPartNumber: number;
   /** Data bytes in the complete prefix of full (non-final) parts: where a restart resumes. */
   durableBytes: number;
   /** Numbers of completed full parts. The final part is never durable: a restart redoes it. */
   fullPartsDone: Set<number>;
-  /** Data bytes handed to part uploads (completed or in flight). */
-  cutBytes: number;
-  buf: Uint8Array | undefined;
-  filled: number;
+  /** This output's part uploads in flight: its completion waits for them. */
+  uploads: Set<Promise<void>>;
 }
 
 export interface UploaderSettings {
@@ -57,12 +56,9 @@ export class Uploader {
         spec,
         uploadId: r?.uploadId,
         parts: r ? [...r.parts] : [],
-        nextPartNumber: r ? r.parts.length + 1 : 1,
         durableBytes: r?.durableBytes ?? 0,
         fullPartsDone: new Set(r?.parts.map((p) => p.partNumber) ?? []),
-        cutBytes: r?.durableBytes ?? 0,
-        buf: undefined,
-        filled: 0,
+        uploads: new Set(),
       });
     }
   }
@@ -70,10 +66,12 @@ export class Uploader {
   async handle(msg: MergerToUploader): Promise<void> {
     this.throwIfFailed();
     switch (msg.type) {
-      case 'chunk':
-        return this.chunk(msg.dest, msg.destOffset, msg.pieces, msg.size);
+      case 'part':
+        this.held += msg.dataBytes;
+        return this.startPart(this.state(msg.dest), msg.partNumber, msg.body, msg.dataBytes, false);
       case 'close':
-        return this.close(msg.dest, msg.trailer);
+        this.held += msg.dataBytes;
+        return this.close(this.state(msg.dest), msg.partNumber, msg.body, msg.dataBytes);
       case 'iteration.end':
         await this.settle();
         this.throwIfFailed();
@@ -88,35 +86,8 @@ export class Uploader {
     return s;
   }
 
-  private async chunk(dest: Dest, destOffset: number, pieces: readonly Uint8Array[], size: number): Promise<void> {
-    const s = this.state(dest);
-    this.held += size;
-    if (destOffset !== s.cutBytes + s.filled) {
-      throw new CompactorError('ERR_INTERNAL', `${s.spec.key}: bytes for offset ${destOffset} arrived where ${s.cutBytes + s.filled} was expected`);
-    }
-    const { partSize } = this.settings;
-    for (const bytes of pieces) {
-      let at = 0;
-      while (at < bytes.byteLength) {
-        // The one copy of a byte on its way: from the GET's buffer into its part. Part buffers
-        // are plain ArrayBuffers, not pooled: nothing else shares their memory.
-        s.buf ??= new Uint8Array(new ArrayBuffer(partSize));
-        const n = Math.min(partSize - s.filled, bytes.byteLength - at);
-        s.buf.set(bytes.subarray(at, at + n), s.filled);
-        s.filled += n;
-        at += n;
-        if (s.filled === partSize) {
-          const body = s.buf;
-          s.buf = undefined;
-          s.filled = 0;
-          await this.startPart(s, body, partSize, false);
-        }
-      }
-    }
-  }
-
   /** Starts one part upload, waiting first while `partsInFlight` are already running. */
-  private async startPart(s: OutputState, body: Uint8Array, dataBytes: number, final: boolean): Promise<void> {
+  private async startPart(s: OutputState, partNumber: number, body: Uint8Array, dataBytes: number, final: boolean): Promise<void> {
     while (this.inFlight.size >= this.settings.partsInFlight) {
       await Promise.race(this.inFlight);
       this.throwIfFailed();
@@ -125,10 +96,7 @@ export class Uploader {
       s.uploadId = await this.storage.createMultipartUpload(s.spec.key, { signal: this.signal });
       this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId: s.uploadId });
     }
-    const partNumber = s.nextPartNumber++;
-    s.cutBytes += dataBytes;
-    const uploadId = s.uploadId;
-    const p = this.storage.uploadPart(s.spec.key, uploadId, partNumber, body, { signal: this.signal }).then(
+    const p = this.storage.uploadPart(s.spec.key, s.uploadId, partNumber, body, { signal: this.signal }).then(
       (part) => {
         s.parts.push(part);
         this.releaseBytes(dataBytes);
@@ -143,20 +111,14 @@ export class Uploader {
       },
       (err: unknown) => this.fail(err),
     );
-    this.track(p);
+    this.track(p, s);
   }
 
-  private async close(dest: Dest, trailer: Uint8Array): Promise<void> {
-    const s = this.state(dest);
-    const dataBytes = s.filled;
-    const body = new Uint8Array(dataBytes + trailer.byteLength);
-    if (s.buf) body.set(s.buf.subarray(0, dataBytes));
-    body.set(trailer, dataBytes);
-    s.buf = undefined;
-    s.filled = 0;
-    const objectSize = s.spec.dataSize + trailer.byteLength;
-    const key = s.spec.key;
-    if (s.uploadId === undefined) {
+  /** The output's last bytes: the whole object below one part, else its last part and the completion. */
+  private async close(s: OutputState, partNumber: number, body: Uint8Array, dataBytes: number): Promise<void> {
+    const { dest, key, dataSize } = s.spec;
+    const objectSize = dataSize + body.byteLength - dataBytes;
+    if (dataSize < this.settings.partSize && s.uploadId === undefined) {
       const p = this.storage.putObject(key, body, { signal: this.signal, ifNoneMatch: true }).then(
         () => {
           this.releaseBytes(dataBytes);
@@ -164,14 +126,14 @@ export class Uploader {
         },
         (err: unknown) => this.fail(err),
       );
-      this.track(p);
+      this.track(p, s);
       return;
     }
-    // The last part may be any size: the tail and the trailer go up together.
-    await this.startPart(s, body, dataBytes, true);
-    const uploadId = s.uploadId;
-    // Every part of this output is in flight or done by now; a snapshot, so this never waits on itself.
-    const parts$ = Promise.allSettled([...this.inFlight]);
+    await this.startPart(s, partNumber, body, dataBytes, true);
+    const uploadId = s.uploadId!;
+    // Every part of this output is in flight or done by now (the merger hands on the close
+    // last); a snapshot of its own uploads, so this never waits on itself.
+    const parts$ = Promise.allSettled([...s.uploads]);
     const p = parts$.then(async () => {
       this.throwIfFailed();
       const parts = [...s.parts].sort((a, b) => a.partNumber - b.partNumber);
@@ -181,14 +143,18 @@ export class Uploader {
     this.track(p);
   }
 
-  /** Waits for everything in flight (not for bytes still buffered: those wait for their close). */
+  /** Waits for everything in flight (not for bytes still with the merger: those wait for their close). */
   async settle(): Promise<void> {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
-  private track(p: Promise<void>): void {
+  private track(p: Promise<void>, s?: OutputState): void {
     this.inFlight.add(p);
-    void p.finally(() => this.inFlight.delete(p));
+    s?.uploads.add(p);
+    void p.finally(() => {
+      this.inFlight.delete(p);
+      s?.uploads.delete(p);
+    });
   }
 
   private releaseBytes(n: number): void {
@@ -212,10 +178,6 @@ export class Uploader {
   releaseHeld(): void {
     if (this.held > 0) this.budget.release(this.held);
     this.held = 0;
-    for (const s of this.outputs.values()) {
-      s.buf = undefined;
-      s.filled = 0;
-    }
   }
 
   /** Uploads this actor started that are not complete: the supervisor aborts them on failure. */

@@ -88,13 +88,17 @@ export interface ReadPiece {
 }
 
 // The data plane runs inside one worker thread: its messages hold views, never cross a port.
-/** `gap`: bytes of the GET that no piece needs, counted until the last piece has been handed on. */
+/** `gap`: bytes of the GET that no piece needs (read through to save a request). */
 export type ReaderToMerger = { type: 'read'; iteration: number; bytes: Uint8Array; pieces: ReadPiece[]; gap: number };
 
 export type MergerToUploader =
-  /** `pieces`: consecutive bytes of one output from `destOffset`, `size` in all, never across a part boundary. */
-  | { type: 'chunk'; iteration: number; dest: Dest; destOffset: number; pieces: Uint8Array[]; size: number }
-  | { type: 'close'; iteration: number; dest: Dest; trailer: Uint8Array }
+  /** A whole part of `partSize` data bytes: uploaded at once, in any order. */
+  | { type: 'part'; iteration: number; dest: Dest; partNumber: number; body: Uint8Array; dataBytes: number }
+  /**
+   * The output's last bytes, handed on after all its parts: its data after the last full part
+   * (`dataBytes`, perhaps none) and the trailer; below one part, the whole object.
+   */
+  | { type: 'close'; iteration: number; dest: Dest; partNumber: number; body: Uint8Array; dataBytes: number }
   | { type: 'iteration.end'; iteration: number };
 
 // ---- actors → supervisor (failures go through the runtime's own `failed` message) --------------
