@@ -1,18 +1,22 @@
 /**
- * Merger actor: places the bytes of each GET, the moment it arrives, at their final position in
- * their output's part buffers, and hands every part to the uploader as soon as it is whole, in
- * whatever order GETs finish. The GET's buffer is garbage right after: a byte lives in one buffer
- * at a time (placing it in output order instead kept every GET buffer alive until its last piece
- * came due, near the end of the iteration, beside the parts already holding copies of its first
- * pieces: twice the budget in memory). Data blocks are copied as they are, never re-encoded, but
- * every block's and record's header is checked against the source entry first (magics, lengths,
- * counts, stream, offsets): a damaged source fails, it never spreads.
+ * Merger actor: the bytes of each GET land straight at their final position in their output's
+ * part buffers as they come off the socket (`sink`), and once the GET is whole (`accept`) its
+ * pieces are checked where they landed and counted, and every part they complete goes to the
+ * uploader at once, in whatever order GETs finish. No GET has a buffer of its own: a byte is
+ * copied once, into its part (placing bytes in output order instead kept every GET buffer alive
+ * until its last piece came due, near the end of the iteration, beside the parts that already
+ * held copies of its first pieces: twice the budget in memory). Data blocks are copied as they
+ * are, never re-encoded, but every block's and record's header is checked against the source
+ * entry before its part is handed on (magics, lengths, counts, stream, offsets): a damaged
+ * source fails, it never spreads.
  */
 import { buildIndexAndFooter, checkDataBlocks, regroupIndex } from '../format/index.js';
-import { destKey, type DurableUpload, type MergerToUploader, type OutputSpec, type ReaderToMerger, type Segment } from '../messages/pipeline.js';
+import { destKey, type Dest, type DurableUpload, type MergerToUploader, type OutputSpec, type ReaderToMerger, type ReadPiece, type Segment } from '../messages/pipeline.js';
+import type { RangeSink } from '../storage/types.js';
 import { CompactorError } from '../errors.js';
 import { deferred } from '../util/async.js';
 import type { BudgetView, Outbox } from './io.js';
+import type { PartPool } from './part-pool.js';
 
 /** One output being assembled: the parts not yet handed on, and how many of its data bytes exist. */
 interface Assembly {
@@ -38,15 +42,18 @@ export class Merger {
   /** Settles once the current iteration's end has been sent (at once before the first). */
   private ended = deferred<void>();
 
+  private readonly partSize: number;
+
   constructor(
     outputs: readonly OutputSpec[],
     /** The SSO's durable parts from an earlier attempt: those bytes exist already. */
     resume: DurableUpload | undefined,
     private readonly budget: BudgetView,
     private readonly out: Outbox<MergerToUploader>,
-    /** Parts are cut at multiples of this in every output; the last part carries the trailer. */
-    private readonly partSize: number,
+    /** Part buffers; parts are cut at multiples of its part size in every output, the last one carries the trailer. */
+    private readonly pool: PartPool,
   ) {
+    this.partSize = pool.partSize;
     for (const spec of outputs) {
       const have = spec.dest.kind === 'sso' ? (resume?.durableBytes ?? 0) : 0;
       this.outputs.set(destKey(spec.dest), { spec, have, parts: new Map(), trailer: undefined, closed: false });
@@ -66,29 +73,54 @@ export class Merger {
     this.endSent = false;
   }
 
-  /** Places one GET's bytes; hands on every part they complete; ends the iteration after its last segment. */
+  /**
+   * Where a GET's bytes land: each piece's at its place in its output's parts (allocated on first
+   * touch), bytes between pieces nowhere. The GET may belong to a later iteration than the
+   * current one (the reader runs ahead as the budget allows): its bytes wait in their parts.
+   */
+  sink(pieces: readonly ReadPiece[], size: number): RangeSink {
+    const sorted = [...pieces].sort((x, y) => x.offset - y.offset);
+    let first = 0;
+    let lastAt = 0;
+    return {
+      byteLength: size,
+      set: (chunk, at) => {
+        // Chunks come in order; a resumed body starts again at or before where the cut one was.
+        if (at < lastAt) first = 0;
+        lastAt = at;
+        const end = at + chunk.byteLength;
+        while (first < sorted.length && sorted[first]!.offset + sorted[first]!.size <= at) first++;
+        for (let i = first; i < sorted.length && sorted[i]!.offset < end; i++) {
+          const p = sorted[i]!;
+          const from = Math.max(at, p.offset);
+          const to = Math.min(end, p.offset + p.size);
+          if (from < to) this.write(p.dest, p.destOffset + (from - p.offset), chunk.subarray(from - at, to - at));
+        }
+      },
+    };
+  }
+
+  /** One GET is whole: checks its pieces where they landed, counts them, hands on every part they complete; ends the iteration after its last segment. */
   async accept(msg: ReaderToMerger): Promise<void> {
     if (msg.iteration !== this.iteration) {
       throw new CompactorError('ERR_INTERNAL', `merger got bytes of iteration ${msg.iteration} during iteration ${this.iteration}`);
     }
-    const all = msg.bytes;
     // The GET's budget is this actor's from here; bytes read through between pieces are
     // nobody's, so theirs comes back at once.
-    this.held += all.byteLength - msg.gap;
+    this.held += msg.size - msg.gap;
     if (msg.gap > 0) this.budget.release(msg.gap);
-    // Damage is never copied: a block that disagrees with its source entry fails here, naming
-    // the source object and the byte, before any of the GET reaches an output.
+    // Damage is never copied on: a block that disagrees with its source entry fails here, naming
+    // the source object and the byte, before any part holding the GET's bytes is handed on.
     const segs = msg.pieces.map((p) => {
       const seg = this.bySeq.get(p.seq);
       if (!seg || seg.size !== p.size) throw new CompactorError('ERR_INTERNAL', `merger got a piece (seq ${p.seq}, ${p.size} bytes) its iteration does not have`);
-      if (seg.entry) checkDataBlocks(all.subarray(p.offset, p.offset + p.size), seg.entry, seg.key, seg.srcPos);
+      if (seg.entry) checkDataBlocks(this.gather(seg), seg.entry, seg.key, seg.srcPos);
       return seg;
     });
-    for (let i = 0; i < segs.length; i++) {
-      const p = msg.pieces[i]!;
-      this.bySeq.delete(p.seq);
+    for (const seg of segs) {
+      this.bySeq.delete(seg.seq);
       this.left--;
-      await this.place(segs[i]!, all.subarray(p.offset, p.offset + p.size));
+      await this.count(seg);
     }
     await this.flush();
   }
@@ -110,41 +142,77 @@ export class Merger {
     this.ended.resolve();
   }
 
-  private async place(seg: Segment, bytes: Uint8Array): Promise<void> {
-    const a = this.outputs.get(destKey(seg.dest));
-    if (!a) throw new CompactorError('ERR_INTERNAL', `segment ${seg.seq} goes to unknown output ${destKey(seg.dest)}`);
+  private assembly(dest: Dest): Assembly {
+    const a = this.outputs.get(destKey(dest));
+    if (!a) throw new CompactorError('ERR_INTERNAL', `a segment goes to unknown output ${destKey(dest)}`);
+    return a;
+  }
+
+  /** The part of `a` that holds data byte `offset`, allocated (trailer included, for the last one) on first touch. */
+  private partAt(a: Assembly, offset: number, create: boolean): { partNumber: number; base: number; part: { buf: Uint8Array; need: number } } {
     const { partSize } = this;
     const { dataSize } = a.spec;
-    let at = 0;
-    while (at < bytes.byteLength) {
-      const offset = seg.destOffset + at;
-      const partNumber = Math.floor(offset / partSize) + 1;
-      const base = (partNumber - 1) * partSize;
-      let part = a.parts.get(partNumber);
-      if (!part) {
-        // The last part (or the only one: a PutObject) carries the trailer; it may hold no data
-        // at all when the data ends at a part boundary, and is then built at the close.
-        const last = base + partSize > dataSize;
-        const data = last ? dataSize - base : partSize;
-        a.trailer ??= last ? this.trailerOf(a.spec) : undefined;
-        // Not zero-filled: every byte is written before the part is handed on, and a page never
-        // written is never resident.
-        const buf = allocPart(data + (last ? a.trailer!.byteLength : 0));
-        if (last) buf.set(a.trailer!, data);
-        a.parts.set(partNumber, (part = { buf, need: data }));
-      }
-      const n = Math.min(bytes.byteLength - at, base + partSize - offset);
-      if (n > part.need) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} got ${n} bytes at ${offset} with ${part.need} missing`);
-      part.buf.set(bytes.subarray(at, at + n), offset - base);
+    const partNumber = Math.floor(offset / partSize) + 1;
+    const base = (partNumber - 1) * partSize;
+    let part = a.parts.get(partNumber);
+    if (!part) {
+      if (!create) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} has no buffer`);
+      // The last part (or the only one: a PutObject) carries the trailer; it may hold no data
+      // at all when the data ends at a part boundary, and is then built at the close.
+      const last = base + partSize > dataSize;
+      const data = last ? dataSize - base : partSize;
+      a.trailer ??= last ? this.trailerOf(a.spec) : undefined;
+      const buf = this.pool.take(data + (last ? a.trailer!.byteLength : 0));
+      if (last) buf.set(a.trailer!, data);
+      a.parts.set(partNumber, (part = { buf, need: data }));
+    }
+    return { partNumber, base, part };
+  }
+
+  /** Copies bytes that came off the socket to data offset `destOffset` of their output. */
+  private write(dest: Dest, destOffset: number, bytes: Uint8Array): void {
+    const a = this.assembly(dest);
+    for (let at = 0; at < bytes.byteLength; ) {
+      const { base, part } = this.partAt(a, destOffset + at, true);
+      const n = Math.min(bytes.byteLength - at, base + this.partSize - (destOffset + at));
+      part.buf.set(bytes.subarray(at, at + n), destOffset + at - base);
+      at += n;
+    }
+  }
+
+  /** A segment's bytes where they landed: a view of one part, or a copy of the two it straddles. */
+  private gather(seg: Segment): Uint8Array {
+    const a = this.assembly(seg.dest);
+    const { base, part } = this.partAt(a, seg.destOffset, false);
+    const inPart = base + this.partSize - seg.destOffset;
+    if (seg.size <= inPart) return part.buf.subarray(seg.destOffset - base, seg.destOffset - base + seg.size);
+    const out = new Uint8Array(seg.size);
+    for (let at = 0; at < seg.size; ) {
+      const p = this.partAt(a, seg.destOffset + at, false);
+      const n = Math.min(seg.size - at, p.base + this.partSize - (seg.destOffset + at));
+      out.set(p.part.buf.subarray(seg.destOffset + at - p.base, seg.destOffset + at - p.base + n), at);
+      at += n;
+    }
+    return out;
+  }
+
+  /** Counts a checked segment in its parts; hands on each part it completes, and the output once all of it exists. */
+  private async count(seg: Segment): Promise<void> {
+    const a = this.assembly(seg.dest);
+    const { partSize } = this;
+    for (let at = 0; at < seg.size; ) {
+      const { partNumber, base, part } = this.partAt(a, seg.destOffset + at, false);
+      const n = Math.min(seg.size - at, base + partSize - (seg.destOffset + at));
+      if (n > part.need) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} got ${n} bytes at ${seg.destOffset + at} with ${part.need} missing`);
       part.need -= n;
       a.have += n;
       at += n;
-      if (part.need === 0 && base + partSize <= dataSize) {
+      if (part.need === 0 && base + partSize <= a.spec.dataSize) {
         a.parts.delete(partNumber);
         await this.handOn({ type: 'part', iteration: this.iteration, dest: seg.dest, partNumber, body: part.buf, dataBytes: partSize });
       }
     }
-    if (a.have === dataSize && !a.closed) await this.close(a);
+    if (a.have === a.spec.dataSize && !a.closed) await this.close(a);
   }
 
   /** Hands on the last part (or the whole object) once every data byte of the output exists. */
@@ -180,10 +248,4 @@ export class Merger {
     this.held = 0;
     for (const a of this.outputs.values()) a.parts.clear();
   }
-}
-
-function allocPart(size: number): Uint8Array {
-  // allocUnsafeSlow: its own ArrayBuffer, never a slice of Node's shared pool.
-  const b = Buffer.allocUnsafeSlow(size);
-  return new Uint8Array(b.buffer, b.byteOffset, size);
 }

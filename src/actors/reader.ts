@@ -8,7 +8,7 @@ import type { ReaderReport, ReaderToMerger, ReadPiece, Segment } from '../messag
 import type { ObjectStorage } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
 import { coalesceRanges } from '../util/ranges.js';
-import type { BudgetView, Outbox, Reporter } from './io.js';
+import type { BudgetView, Landing, Outbox, Reporter } from './io.js';
 
 export interface ReadRequest {
   key: string;
@@ -57,7 +57,7 @@ export function planReads(segments: readonly Segment[], maxGetSize: number, gapA
       key: r.key,
       start: r.start,
       end: r.end,
-      pieces: r.group.map((s) => ({ seq: s.seq, offset: s.srcPos - r.start, size: s.size })),
+      pieces: r.group.map((s) => ({ seq: s.seq, offset: s.srcPos - r.start, size: s.size, dest: s.dest, destOffset: s.destOffset })),
       gap: r.end - r.start - data,
       firstSeq: r.group.reduce((m, s) => Math.min(m, s.seq), Infinity),
     });
@@ -113,6 +113,8 @@ export class Reader {
   constructor(
     private readonly storage: ObjectStorage,
     private readonly budget: BudgetView,
+    /** Where GET bodies land (the merger's parts): the reader holds no bytes of its own. */
+    private readonly landing: Landing,
     private readonly out: Outbox<ReaderToMerger>,
     private readonly reporter: Reporter<ReaderReport>,
     private readonly settings: { maxGetSize: number; readsInFlight: number; acquireTimeoutMs: number },
@@ -133,9 +135,9 @@ export class Reader {
         const size = r.end - r.start;
         await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
         this.held += size;
-        const bytes = await this.storage.getRange(r.key, r.start, r.end, { signal: lane });
+        await this.storage.getRangeInto(r.key, r.start, r.end, this.landing.sink(r.pieces, size), { signal: lane });
         this.reporter.report({ type: 'progress', iteration, bytesRead: size });
-        await this.out.send({ type: 'read', iteration, bytes, pieces: r.pieces, gap: r.gap }, size);
+        await this.out.send({ type: 'read', iteration, pieces: r.pieces, size, gap: r.gap }, size);
         this.held -= size;
       },
       signal,

@@ -81,15 +81,21 @@ export type PlannerReport = { type: 'planned'; summary: PlanSummary; table: Plan
 
 // ---- data plane --------------------------------------------------------------------------------
 
+/** A segment's bytes inside one GET: `offset` in the GET's range, and where they go. */
 export interface ReadPiece {
   seq: number;
   offset: number;
   size: number;
+  dest: Dest;
+  destOffset: number;
 }
 
 // The data plane runs inside one worker thread: its messages hold views, never cross a port.
-/** `gap`: bytes of the GET that no piece needs (read through to save a request). */
-export type ReaderToMerger = { type: 'read'; iteration: number; bytes: Uint8Array; pieces: ReadPiece[]; gap: number };
+/**
+ * A GET is whole: its `size` bytes landed in the merger's parts as they came (the merger's
+ * `sink`); `gap`: those no piece needs (read through to save a request).
+ */
+export type ReaderToMerger = { type: 'read'; iteration: number; pieces: ReadPiece[]; size: number; gap: number };
 
 export type MergerToUploader =
   /** A whole part of `partSize` data bytes: uploaded at once, in any order. */

@@ -15,8 +15,8 @@ import {
   type GetObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import { ConfiguredRetryStrategy } from '@smithy/core/retry';
-import { BandwidthLimiter } from './bandwidth.js';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { BandwidthLimiter } from './bandwidth.js';
 import { AbortError, CompactorError, OptionsError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
 import { S3_MIN_PART_SIZE } from './part-size.js';
@@ -27,10 +27,12 @@ import type {
   MultipartUploadInfo,
   ObjectInfo,
   ObjectStorage,
+  RangeSink,
   RequestOptions,
   S3StorageConfig,
   WriteOptions,
 } from './types.js';
+
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -344,7 +346,7 @@ interface ReadState {
  */
 function readBodyInto(
   body: Readable,
-  target: Uint8Array,
+  target: RangeSink,
   state: ReadState,
   expectedEnd: number,
   idleMs: number,
@@ -553,16 +555,18 @@ export class S3Storage implements ObjectStorage {
     }
   }
 
-  private async fetchBytes(
+  /** Into `into` when given (its `byteLength` is `end - start`), else into a buffer of its own, returned. */
+  private async fetchBytes<T extends RangeSink = Uint8Array<ArrayBuffer>>(
     operation: string,
     key: string,
     start: number,
     end: number | undefined,
     signal?: AbortSignal,
-  ): Promise<Uint8Array<ArrayBuffer>> {
+    into?: T,
+  ): Promise<T> {
     if (end !== undefined) await this.takeBandwidth(end - start, signal, operation, key);
     const state: ReadState = { pos: 0 };
-    let target: Uint8Array<ArrayBuffer> | undefined = end !== undefined ? unpooled(end - start) : undefined;
+    let target: RangeSink | undefined = into ?? (end !== undefined ? unpooled(end - start) : undefined);
     let etag: string | undefined;
     let failures = 0;
     let resumes = 0;
@@ -615,7 +619,7 @@ export class S3Storage implements ObjectStorage {
             throw err;
           }
         });
-        return target!;
+        return target as T;
       } catch (err) {
         // Errors before the body were retried by the SDK already; content errors and aborts are final.
         if (bodyError === undefined || !(err instanceof StorageError) || !err.retryable) throw err;
@@ -658,6 +662,25 @@ export class S3Storage implements ObjectStorage {
       return unpooled(0);
     }
     return this.fetchBytes('GetObject', key, start, end, opts.signal);
+  }
+
+  /**
+   * Bytes [start, end) of an object, each written once into `sink` at its position in the range
+   * (a resumed body writes from where the cut one stopped): the caller decides where they land.
+   */
+  async getRangeInto(key: string, start: number, end: number, sink: RangeSink, opts: RequestOptions = {}): Promise<void> {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || sink.byteLength !== end - start) {
+      throw new StorageError(
+        'ERR_STORAGE_INVALID_REQUEST',
+        `GetObject s3://${this.bucket}/${key}: invalid range [${start}, ${end}) for a sink of ${sink.byteLength} bytes: expected integers 0 <= start <= end, end - start bytes`,
+        { operation: 'GetObject', key },
+      );
+    }
+    if (end === start) {
+      if (opts.signal?.aborted) throw this.err(abortReason(opts.signal), 'GetObject', key);
+      return;
+    }
+    await this.fetchBytes('GetObject', key, start, end, opts.signal, sink);
   }
 
   async getObject(key: string, opts: RequestOptions = {}): Promise<Uint8Array<ArrayBuffer>> {

@@ -51,6 +51,16 @@ export interface S3StorageConfig {
   bandwidth?: BandwidthHandle;
 }
 
+/**
+ * Where the bytes of a range GET land: a Uint8Array is one; the compactor's merger scatters them
+ * straight into the parts of its outputs. Chunks come in order; a resumed body starts again
+ * where the cut one stopped.
+ */
+export interface RangeSink {
+  readonly byteLength: number;
+  set(chunk: Uint8Array, offset: number): void;
+}
+
 /** What the compactor, the ingest path and GC need from object storage. */
 export interface ObjectStorage {
   readonly bucket: string;
@@ -61,6 +71,8 @@ export interface ObjectStorage {
   keyOf(objectId: number): string;
   /** Bytes [start, end) of an object. Resumes a body cut after the headers. */
   getRange(key: string, start: number, end: number, opts?: RequestOptions): Promise<Uint8Array>;
+  /** Bytes [start, end) of an object written into `sink` (as `sink.set(chunk, offsetInRange)`), not returned. */
+  getRangeInto(key: string, start: number, end: number, sink: RangeSink, opts?: RequestOptions): Promise<void>;
   getObject(key: string, opts?: RequestOptions): Promise<Uint8Array>;
   headObject(key: string, opts?: RequestOptions): Promise<ObjectInfo | undefined>;
   putObject(key: string, body: Uint8Array, opts?: WriteOptions): Promise<void>;
