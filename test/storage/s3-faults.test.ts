@@ -118,6 +118,33 @@ describe('S3Storage through a fault-injecting proxy', () => {
     expect(slow.hits).toBe(3);
   });
 
+  // The compactor's reader lands GET bodies straight in part buffers through a sink: a body cut
+  // mid-way must resume where it stopped, every byte written once, in order.
+  it('getRangeInto writes a cut and resumed body into its sink once, in order', async () => {
+    const writes: { at: number; n: number }[] = [];
+    const landed = new Uint8Array(180_000);
+    const sink = { byteLength: landed.byteLength, set: (chunk: Uint8Array, at: number) => (writes.push({ at, n: chunk.byteLength }), landed.set(chunk, at)) };
+    const cut = proxy.addRule({ op: 'GetObject', key: 'obj', times: 2, action: fault.cutBody(60_000) });
+    await storage.getRangeInto('obj', 20_000, 200_000, sink);
+    expect(cut.hits).toBe(2);
+    expect(Buffer.from(landed).equals(data.subarray(20_000, 200_000))).toBe(true);
+    let next = 0;
+    for (const w of writes) {
+      expect(w.at).toBe(next);
+      next += w.n;
+    }
+    expect(next).toBe(180_000);
+    const ranges = proxy.requests.filter((r) => r.op === 'GetObject').map((r) => r.range);
+    expect(ranges[0]).toBe('bytes=20000-199999');
+    expect(ranges.slice(1)).toEqual([expect.stringMatching(/^bytes=\d+-199999$/), expect.stringMatching(/^bytes=\d+-199999$/)]);
+
+    // A sink of another length than the range is refused before any request.
+    proxy.requests.length = 0;
+    const err = await storage.getRangeInto('obj', 0, 100, new Uint8Array(99)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_STORAGE_INVALID_REQUEST' });
+    expect(proxy.requests).toHaveLength(0);
+  });
+
   it('a stalled response fails within its timeout, retryable', async () => {
     const fast = makeStorage(bucket, { endpoint: proxy.url, requestTimeoutMs: 300, maxAttempts: 1 });
     try {
