@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { createRequire } from 'node:module';
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { BandwidthLimiter } from './bandwidth.js';
-import { AbortError, CompactorError, OptionsError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
+import { AbortError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
 import { S3_MIN_PART_SIZE } from './part-size.js';
 import { instrumentClient, RequestSampleSender, type S3RequestListener } from './request-samples.js';
-import { abortReason, backoffDelay, linkedController, onAbort, raceAbort, sleep } from '../util/async.js';
+import { abortReason, backoffDelay, linkedController, raceAbort, sleep } from '../util/async.js';
 import type {
   CompletedPart,
   MultipartUploadInfo,
@@ -18,406 +17,37 @@ import type {
   S3StorageConfig,
   WriteOptions,
 } from './types.js';
-
-// The SDK through require, not import: imported from ESM, a CommonJS module is first scanned by
-// Node's export lexer for its named exports, and over the SDK's bundles that is ~40-60 ms of every
-// thread's start (measured: import 86-119 ms, require 53-59 ms). The modules are the same either
-// way (one CommonJS cache), so a host's own S3Client is still an S3Client here.
-const require = createRequire(import.meta.url);
-const {
+import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
+  createS3Client,
   CreateMultipartUploadCommand,
+  DEFAULT_REGION,
+  DELETE_BATCH_SIZE,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  MAX_RETRY_DELAY_MS,
   PutObjectCommand,
-  S3Client,
+  settingsOf,
   UploadPartCommand,
-} = require('@aws-sdk/client-s3') as typeof import('@aws-sdk/client-s3');
-type S3Client = InstanceType<typeof S3Client>;
-const { ConfiguredRetryStrategy } = require('@smithy/core/retry') as typeof import('@smithy/core/retry');
-const { NodeHttpHandler } = require('@smithy/node-http-handler') as typeof import('@smithy/node-http-handler');
+  validateOptions,
+  type ResolvedSettings,
+  type S3Client,
+  type S3StorageOptions,
+} from './s3-client.js';
+import { describeTarget, toStorageError, type ErrorContext } from './s3-errors.js';
+import { readBodyInto, type ReadState } from './body.js';
 
-export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
-export const DEFAULT_MAX_ATTEMPTS = 3;
-export const DEFAULT_RETRY_BASE_DELAY_MS = 100;
-export const DEFAULT_REGION = 'us-east-1';
-/** Cap of one backoff delay (the SDK's own cap). */
-export const MAX_RETRY_DELAY_MS = 20_000;
-/** Keys per DeleteObjects request (the S3 limit). */
-export const DELETE_BATCH_SIZE = 1000;
-
-export interface S3StorageOptions {
-  bucket: string;
-  /** Namespace of object keys (`objectKey(objectId, namespace)`), e.g. 'DEFAULT'. */
-  namespace: string;
-  endpoint?: string;
-  region?: string;
-  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  forcePathStyle?: boolean;
-  /** Per-request deadline (until the response headers) and idle deadline of a body. Default 30 000 ms. */
-  requestTimeoutMs?: number;
-  /** Attempts per request, the first included. Default 3. */
-  maxAttempts?: number;
-  /** Base delay of the exponential backoff between attempts. Default 100 ms. */
-  retryBaseDelayMs?: number;
-  /**
-   * Smallest multipart part (all but the last) the store accepts. Default 5 MiB, what S3 and
-   * most compatible stores enforce; lower it only for a store that really accepts less.
-   */
-  minPartSize?: number;
-  /**
-   * A ready S3 client. It stays the caller's (`close()` does not destroy it); its retry and
-   * timeout settings apply to its requests. Not combinable with endpoint/region/credentials/
-   * forcePathStyle.
-   */
-  client?: S3Client;
-}
+export type { S3StorageOptions } from './s3-client.js';
 
 /** A resumed body must bring at least this much (or the rest) to count as progress. */
 const MIN_RESUME_PROGRESS = 64 * 1024;
 /** Resumes of one GET's body, however much each brought. */
 const MAX_BODY_RESUMES = 32;
 
-
-interface ResolvedSettings {
-  requestTimeoutMs: number;
-  maxAttempts: number;
-  retryBaseDelayMs: number;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Options
-
-function isPositiveInt(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
-}
-
-function validateOptions(o: S3StorageOptions): void {
-  if (typeof o !== 'object' || o === null) throw new OptionsError('options', 'expected an object { bucket, namespace, ... }');
-  if (typeof o.bucket !== 'string' || o.bucket.length === 0) {
-    throw new OptionsError('bucket', `expected a non-empty bucket name, got ${JSON.stringify(o.bucket)}`);
-  }
-  if (typeof o.namespace !== 'string' || o.namespace.length === 0) {
-    throw new OptionsError('namespace', `expected a non-empty string such as 'DEFAULT', got ${JSON.stringify(o.namespace)}`);
-  }
-  if (o.endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = typeof o.endpoint === 'string' ? new URL(o.endpoint) : undefined;
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      throw new OptionsError('endpoint', `expected an http(s) URL such as http://127.0.0.1:9000, got ${JSON.stringify(o.endpoint)}`);
-    }
-  }
-  if (o.region !== undefined && (typeof o.region !== 'string' || o.region.length === 0)) {
-    throw new OptionsError('region', `expected a non-empty region name such as 'us-east-1', got ${JSON.stringify(o.region)}`);
-  }
-  if (o.credentials !== undefined) {
-    const c = o.credentials as unknown as Record<string, unknown>;
-    if (typeof c !== 'object' || c === null || typeof c.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string') {
-      throw new OptionsError('credentials', 'expected { accessKeyId: string, secretAccessKey: string, sessionToken?: string }');
-    }
-    if (c.sessionToken !== undefined && typeof c.sessionToken !== 'string') {
-      throw new OptionsError('credentials', 'sessionToken must be a string when given');
-    }
-  }
-  if (o.forcePathStyle !== undefined && typeof o.forcePathStyle !== 'boolean') {
-    throw new OptionsError('forcePathStyle', `expected a boolean, got ${JSON.stringify(o.forcePathStyle)}`);
-  }
-  if (o.requestTimeoutMs !== undefined && !isPositiveInt(o.requestTimeoutMs)) {
-    throw new OptionsError('requestTimeoutMs', `expected a positive integer of milliseconds, got ${String(o.requestTimeoutMs)}`);
-  }
-  if (o.minPartSize !== undefined && !isPositiveInt(o.minPartSize)) {
-    throw new OptionsError('minPartSize', `expected a positive integer of bytes, got ${String(o.minPartSize)}`);
-  }
-  if (o.maxAttempts !== undefined && !isPositiveInt(o.maxAttempts)) {
-    throw new OptionsError('maxAttempts', `expected an integer >= 1 (1 = no retry), got ${String(o.maxAttempts)}`);
-  }
-  if (
-    o.retryBaseDelayMs !== undefined &&
-    (typeof o.retryBaseDelayMs !== 'number' || !Number.isFinite(o.retryBaseDelayMs) || o.retryBaseDelayMs < 0)
-  ) {
-    throw new OptionsError('retryBaseDelayMs', `expected a number of milliseconds >= 0, got ${String(o.retryBaseDelayMs)}`);
-  }
-  if (o.client !== undefined) {
-    // Duck-typed: a host may bring its own copy of @aws-sdk/client-s3.
-    const c = o.client as unknown as { send?: unknown; config?: { region?: unknown; credentials?: unknown } };
-    if (typeof c !== 'object' || c === null || typeof c.send !== 'function' || typeof c.config?.region !== 'function') {
-      throw new OptionsError('client', 'expected an S3Client from @aws-sdk/client-s3');
-    }
-    const clash = (['endpoint', 'region', 'credentials', 'forcePathStyle'] as const).find((k) => o[k] !== undefined);
-    if (clash) {
-      throw new OptionsError(clash, 'give either a client or endpoint/region/credentials/forcePathStyle, not both: configure the client itself');
-    }
-  }
-}
-
-function settingsOf(o: { requestTimeoutMs?: number; maxAttempts?: number; retryBaseDelayMs?: number }): ResolvedSettings {
-  return {
-    requestTimeoutMs: o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-    maxAttempts: o.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
-    retryBaseDelayMs: o.retryBaseDelayMs ?? DEFAULT_RETRY_BASE_DELAY_MS,
-  };
-}
-
-/**
- * Builds an S3 client whose timeouts really fail a request: `requestTimeoutMs` bounds the time
- * to the response headers (`throwOnRequestTimeout`), the connect phase and any idle socket
- * (a stalled body), and whose retries back off exponentially from `retryBaseDelayMs`.
- */
-export function createS3Client(config: S3StorageConfig): S3Client {
-  const s = settingsOf(config);
-  const requestHandler = new NodeHttpHandler({
-    requestTimeout: s.requestTimeoutMs,
-    throwOnRequestTimeout: true,
-    connectionTimeout: Math.min(s.requestTimeoutMs, 10_000),
-    socketTimeout: s.requestTimeoutMs,
-    httpAgent: { keepAlive: true, maxSockets: 64 },
-    httpsAgent: { keepAlive: true, maxSockets: 64 },
-  });
-  const client = new S3Client({
-    region: config.region,
-    ...(config.endpoint !== undefined ? { endpoint: config.endpoint } : {}),
-    ...(config.forcePathStyle !== undefined ? { forcePathStyle: config.forcePathStyle } : {}),
-    ...(config.credentials !== undefined ? { credentials: { ...config.credentials } } : {}),
-    requestHandler,
-    retryStrategy: new ConfiguredRetryStrategy(s.maxAttempts, (attempt: number) =>
-      backoffDelay(attempt, s.retryBaseDelayMs, MAX_RETRY_DELAY_MS),
-    ),
-  });
-  // Object bodies go up unsigned (SigV4 still signs the request): hashing every byte with SHA-256
-  // for the signature cost more CPU than anything else the client does per byte. Integrity stays
-  // end to end: the SDK sends each body's CRC32 (x-amz-checksum-crc32), which S3 checks.
-  // The header must be in place before the signer (finalizeRequest) runs, hence the build step:
-  // the signer takes the payload hash from it. Set after signing (as a 'high' finalizeRequest
-  // middleware was: it lands after the signer), the body is still hashed and
-  // the signature covers a hash the header no longer names, which real S3 rejects
-  // (SignatureDoesNotMatch) and moto, which checks no signature, accepts.
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (UNSIGNED_BODY_COMMANDS.has(context.commandName ?? '') && request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-      return next(args);
-    },
-    { step: 'build', name: 's3scUnsignedPayload' },
-  );
-  return client;
-}
-
-const UNSIGNED_BODY_COMMANDS = new Set(['PutObjectCommand', 'UploadPartCommand']);
-
-// ---------------------------------------------------------------------------------------------
-// Errors
-
-interface ErrorContext {
-  bucket?: string;
-  endpoint?: string;
-}
-
-const RETRYABLE_NET_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'UND_ERR_SOCKET',
-]);
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-const THROTTLING_NAMES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests']);
-
-function describeTarget(operation: string, key: string | undefined, ctx: ErrorContext): string {
-  const where = ctx.bucket !== undefined ? (key !== undefined ? `s3://${ctx.bucket}/${key}` : `bucket ${ctx.bucket}`) : key;
-  return where !== undefined ? `${operation} ${where}` : operation;
-}
-
-/**
- * Maps anything an S3 call threw to a typed error: a StorageError with a stable code and
- * `retryable`, or an AbortError when the call was cancelled. The message names the operation,
- * the bucket/key and the fix where there is one.
- */
-export function toStorageError(
-  err: unknown,
-  operation: string,
-  key?: string,
-  ctx: ErrorContext = {},
-): StorageError | AbortError {
-  if (err instanceof StorageError || err instanceof AbortError) return err;
-  if (err instanceof CompactorError && err.code === 'ERR_ABORTED') return new AbortError(err.message, { cause: err });
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    name?: unknown;
-    code?: unknown;
-    message?: unknown;
-    Code?: unknown;
-    $metadata?: { httpStatusCode?: number; attempts?: number };
-    $response?: { statusCode?: number };
-  };
-  const name = typeof e.name === 'string' ? e.name : '';
-  const code = typeof e.code === 'string' ? e.code : typeof e.Code === 'string' ? e.Code : '';
-  const rawMessage = typeof e.message === 'string' ? e.message : String(err);
-  const status = e.$metadata?.httpStatusCode ?? e.$response?.statusCode;
-  const attempts = e.$metadata?.attempts;
-  const target = describeTarget(operation, key, ctx);
-  const after = attempts !== undefined && attempts > 1 ? ` after ${attempts} attempts` : '';
-  const detail = rawMessage && rawMessage !== name && rawMessage !== 'UnknownError' ? `: ${rawMessage}` : '';
-  const make = (c: StorageErrorCode, msg: string, retryable: boolean) =>
-    new StorageError(c, msg, { operation, ...(key !== undefined ? { key } : {}), ...(status !== undefined ? { status } : {}) }, {
-      cause: err,
-      retryable,
-    });
-
-  if (name === 'AbortError' || code === 'ABORT_ERR') return new AbortError(`${target} was aborted`, { cause: err });
-
-  const sdkCode = name || code;
-  // Timeouts: the SDK's request/connect/socket timeouts, S3's RequestTimeout (400), our idle timer.
-  if (name === 'TimeoutError' || code === 'ETIMEDOUT' || sdkCode === 'RequestTimeout' || sdkCode === 'RequestTimeoutException') {
-    return make('ERR_STORAGE_TIMEOUT', `${target} timed out${after}${detail}`, true);
-  }
-  if (status !== undefined && status > 0) {
-    if (status === 503 || THROTTLING_NAMES.has(sdkCode)) {
-      return make('ERR_STORAGE_UNAVAILABLE', `${target} was throttled (${sdkCode || status})${after}: reduce the request rate or concurrency`, true);
-    }
-    if (status >= 500) {
-      return make('ERR_STORAGE_UNAVAILABLE', `${target} failed with HTTP ${status} (${sdkCode || 'server error'})${after}${detail}`, true);
-    }
-    if (status === 403) {
-      return make(
-        'ERR_STORAGE_ACCESS_DENIED',
-        `${target}: access denied (${sdkCode || 403})${detail}: check the credentials and the bucket policy`,
-        false,
-      );
-    }
-    if (status === 404 || sdkCode === 'NoSuchKey' || sdkCode === 'NoSuchBucket' || sdkCode === 'NoSuchUpload') {
-      const why =
-        sdkCode === 'NoSuchBucket'
-          ? `bucket ${ctx.bucket ?? ''} does not exist: create it or fix the "bucket" option`
-          : sdkCode === 'NoSuchUpload'
-            ? 'the multipart upload does not exist (completed or aborted already)'
-            : 'the object does not exist';
-      return make('ERR_STORAGE_NOT_FOUND', `${target}: ${why}`, false);
-    }
-    if (status === 412 || sdkCode === 'PreconditionFailed') {
-      return make('ERR_STORAGE_PRECONDITION', `${target}: precondition failed (the object changed or already exists)`, false);
-    }
-    if (THROTTLING_NAMES.has(sdkCode) || status === 429) {
-      return make('ERR_STORAGE_UNAVAILABLE', `${target} was throttled (${sdkCode || status})${after}: reduce the request rate`, true);
-    }
-    if (status >= 400) {
-      const hint =
-        sdkCode === 'EntityTooSmall'
-          ? ': every multipart part but the last must be at least 5 MiB'
-          : sdkCode === 'InvalidPart' || sdkCode === 'InvalidPartOrder'
-            ? ': a part is missing, out of order or its ETag does not match'
-            : sdkCode === 'InvalidRange'
-              ? ': the range starts past the end of the object'
-              : '';
-      return make('ERR_STORAGE_INVALID_REQUEST', `${target}: invalid request (HTTP ${status} ${sdkCode})${detail}${hint}`, false);
-    }
-  }
-  if (THROTTLING_NAMES.has(sdkCode)) {
-    return make('ERR_STORAGE_UNAVAILABLE', `${target} was throttled (${sdkCode})${after}`, true);
-  }
-  if (code === 'NoSuchKey' || code === 'NoSuchBucket' || code === 'NoSuchUpload') {
-    return make('ERR_STORAGE_NOT_FOUND', `${target}: ${code}`, false);
-  }
-  if (code === 'AccessDenied') return make('ERR_STORAGE_ACCESS_DENIED', `${target}: access denied: check the credentials and the bucket policy`, false);
-  if (code === 'InternalError' || code === 'ServiceUnavailable') return make('ERR_STORAGE_UNAVAILABLE', `${target} failed (${code})${detail}`, true);
-  if (RETRYABLE_NET_CODES.has(code) || /socket hang up|ECONNRESET|aborted|premature close|other side closed/i.test(rawMessage)) {
-    const fix = UNREACHABLE_CODES.has(code) && ctx.endpoint ? `: is the S3 endpoint ${ctx.endpoint} reachable?` : '';
-    return make('ERR_STORAGE_UNAVAILABLE', `${target} failed: connection error (${code || rawMessage})${after}${fix}`, true);
-  }
-  return make('ERR_STORAGE_UNKNOWN', `${target} failed${after}${detail || `: ${name || 'unknown error'}`}`, false);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Body reading
-
-interface ReadState {
-  /** Bytes written into the target so far. */
-  pos: number;
-}
-
-/**
- * Copies a response body into `target` from `state.pos`, failing when it overflows the target,
- * when no byte arrives for `idleMs`, or when `signal` aborts. `state.pos` tracks progress even
- * when this rejects, so the caller can resume.
- */
-function readBodyInto(
-  body: Readable,
-  target: RangeSink,
-  state: ReadState,
-  expectedEnd: number,
-  idleMs: number,
-  signal: AbortSignal | undefined,
-  overflow: () => StorageError,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    let done = false;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (err?: unknown) => {
-      if (done) return;
-      done = true;
-      if (timer) clearTimeout(timer);
-      offAbort();
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-      if (err !== undefined) {
-        body.on('error', () => {}); // late errors of a destroyed body must not crash the process
-        if (!body.destroyed) body.destroy();
-        reject(err);
-      } else resolve();
-    };
-    const arm = () => {
-      if (timer) clearTimeout(timer);
-      timer = setTimeout(() => {
-        finish(
-          Object.assign(new Error(`no body bytes for ${idleMs} ms (stalled response)`), { name: 'TimeoutError', code: 'ETIMEDOUT' }),
-        );
-      }, idleMs);
-    };
-    const onData = (chunk: Uint8Array) => {
-      if (state.pos + chunk.byteLength > expectedEnd) {
-        finish(overflow());
-        return;
-      }
-      target.set(chunk, state.pos);
-      state.pos += chunk.byteLength;
-      arm();
-    };
-    const onEnd = () => {
-      if (state.pos === expectedEnd) finish();
-      else {
-        finish(
-          Object.assign(new Error(`body ended after ${state.pos} of ${expectedEnd} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' }),
-        );
-      }
-    };
-    const onError = (err: unknown) => finish(err);
-    const onClose = () => {
-      // 'close' without 'end': destroyed underneath us.
-      setImmediate(() =>
-        finish(Object.assign(new Error('body closed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })),
-      );
-    };
-    const offAbort = onAbort(signal, () => finish(abortReason(signal!)));
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-    body.once('close', onClose);
-    arm();
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Storage
