@@ -18,6 +18,9 @@ import { deferred } from '../util/async.js';
 import type { BudgetView, Outbox } from './io.js';
 import type { PartPool } from './part-pool.js';
 
+/** What the merger hands the uploader: a whole part, or an output's close. */
+type Handed = Extract<MergerToUploader, { dataBytes: number }>;
+
 /** One output being assembled: the parts not yet handed on, and how many of its data bytes exist. */
 interface Assembly {
   spec: OutputSpec;
@@ -34,7 +37,9 @@ export class Merger {
   private readonly outputs = new Map<string, Assembly>();
   /** Bytes placed in part buffers and not yet handed on: released here on failure. */
   private held = 0;
-  private bySeq = new Map<number, Segment>();
+  /** The iteration's segments, by `seq` (their index), and which of them are counted. */
+  private segments: readonly Segment[] = [];
+  private counted = new Uint8Array(0);
   private iteration = -1;
   /** Segments of the current iteration not yet placed. */
   private left = 0;
@@ -68,7 +73,9 @@ export class Merger {
   startIteration(iteration: number, segments: readonly Segment[]): void {
     this.ended = deferred<void>();
     this.iteration = iteration;
-    this.bySeq = new Map(segments.map((s) => [s.seq, s]));
+    if (segments.some((s, i) => s.seq !== i)) throw new CompactorError('ERR_INTERNAL', `iteration ${iteration}: segments out of seq order`);
+    this.segments = segments;
+    this.counted = new Uint8Array(segments.length);
     this.left = segments.length;
     this.endSent = false;
   }
@@ -92,9 +99,16 @@ export class Merger {
         while (first < sorted.length && sorted[first]!.offset + sorted[first]!.size <= at) first++;
         for (let i = first; i < sorted.length && sorted[i]!.offset < end; i++) {
           const p = sorted[i]!;
-          const from = Math.max(at, p.offset);
-          const to = Math.min(end, p.offset + p.size);
-          if (from < to) this.write(p.dest, p.destOffset + (from - p.offset), chunk.subarray(from - at, to - at));
+          const a = this.assembly(p.dest);
+          // One view of the chunk per part the piece's bytes in it fall into.
+          for (let from = Math.max(at, p.offset), to = Math.min(end, p.offset + p.size); from < to; ) {
+            const offset = p.destOffset + (from - p.offset);
+            const partNumber = Math.floor(offset / this.partSize) + 1;
+            const base = (partNumber - 1) * this.partSize;
+            const n = Math.min(to - from, base + this.partSize - offset);
+            this.part(a, partNumber, true).buf.set(chunk.subarray(from - at, from - at + n), offset - base);
+            from += n;
+          }
         }
       },
     };
@@ -111,17 +125,19 @@ export class Merger {
     if (msg.gap > 0) this.budget.release(msg.gap);
     // Damage is never copied on: a block that disagrees with its source entry fails here, naming
     // the source object and the byte, before any part holding the GET's bytes is handed on.
-    const segs = msg.pieces.map((p) => {
-      const seg = this.bySeq.get(p.seq);
-      if (!seg || seg.size !== p.size) throw new CompactorError('ERR_INTERNAL', `merger got a piece (seq ${p.seq}, ${p.size} bytes) its iteration does not have`);
+    for (const p of msg.pieces) {
+      const seg = this.segments[p.seq];
+      if (!seg || seg.size !== p.size || this.counted[p.seq]) throw new CompactorError('ERR_INTERNAL', `merger got a piece (seq ${p.seq}, ${p.size} bytes) its iteration does not have`);
       if (seg.entry) checkDataBlocks(this.gather(seg), seg.entry, seg.key, seg.srcPos);
-      return seg;
-    });
-    for (const seg of segs) {
-      this.bySeq.delete(seg.seq);
-      this.left--;
-      await this.count(seg);
     }
+    // Counting is synchronous (tens of thousands of segments a run); what it completes goes out after.
+    const ready: Handed[] = [];
+    for (const p of msg.pieces) {
+      this.counted[p.seq] = 1;
+      this.left--;
+      this.count(this.segments[p.seq]!, ready);
+    }
+    for (const m of ready) await this.handOn(m);
     await this.flush();
   }
 
@@ -129,6 +145,7 @@ export class Merger {
   async flush(): Promise<void> {
     if (this.endSent || this.left > 0) return;
     this.endSent = true;
+    const ready: Handed[] = [];
     for (const a of this.outputs.values()) {
       if (a.closed || a.spec.closesIn !== this.iteration) continue;
       // Every byte of an output that closes in this iteration exists by now (some perhaps durable
@@ -136,8 +153,9 @@ export class Merger {
       if (a.have !== a.spec.dataSize) {
         throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: iteration ${this.iteration} ended with ${a.have} of its ${a.spec.dataSize} data bytes`);
       }
-      await this.close(a);
+      this.close(a, ready);
     }
+    for (const m of ready) await this.handOn(m);
     await this.out.send({ type: 'iteration.end', iteration: this.iteration }, 0);
     this.ended.resolve();
   }
@@ -148,75 +166,70 @@ export class Merger {
     return a;
   }
 
-  /** The part of `a` that holds data byte `offset`, allocated (trailer included, for the last one) on first touch. */
-  private partAt(a: Assembly, offset: number, create: boolean): { partNumber: number; base: number; part: { buf: Uint8Array; need: number } } {
+  /** Part `partNumber` of `a`, allocated (trailer included, for the last one) on first touch. */
+  private part(a: Assembly, partNumber: number, create: boolean): { buf: Uint8Array; need: number } {
+    let part = a.parts.get(partNumber);
+    if (part) return part;
+    if (!create) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} has no buffer`);
     const { partSize } = this;
     const { dataSize } = a.spec;
-    const partNumber = Math.floor(offset / partSize) + 1;
     const base = (partNumber - 1) * partSize;
-    let part = a.parts.get(partNumber);
-    if (!part) {
-      if (!create) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} has no buffer`);
-      // The last part (or the only one: a PutObject) carries the trailer; it may hold no data
-      // at all when the data ends at a part boundary, and is then built at the close.
-      const last = base + partSize > dataSize;
-      const data = last ? dataSize - base : partSize;
-      a.trailer ??= last ? this.trailerOf(a.spec) : undefined;
-      const buf = this.pool.take(data + (last ? a.trailer!.byteLength : 0));
-      if (last) buf.set(a.trailer!, data);
-      a.parts.set(partNumber, (part = { buf, need: data }));
-    }
-    return { partNumber, base, part };
-  }
-
-  /** Copies bytes that came off the socket to data offset `destOffset` of their output. */
-  private write(dest: Dest, destOffset: number, bytes: Uint8Array): void {
-    const a = this.assembly(dest);
-    for (let at = 0; at < bytes.byteLength; ) {
-      const { base, part } = this.partAt(a, destOffset + at, true);
-      const n = Math.min(bytes.byteLength - at, base + this.partSize - (destOffset + at));
-      part.buf.set(bytes.subarray(at, at + n), destOffset + at - base);
-      at += n;
-    }
+    // The last part (or the only one: a PutObject) carries the trailer; it may hold no data at
+    // all when the data ends at a part boundary, and is then built at the close.
+    const last = base + partSize > dataSize;
+    const data = last ? dataSize - base : partSize;
+    a.trailer ??= last ? this.trailerOf(a.spec) : undefined;
+    const buf = this.pool.take(data + (last ? a.trailer!.byteLength : 0));
+    if (last) buf.set(a.trailer!, data);
+    a.parts.set(partNumber, (part = { buf, need: data }));
+    return part;
   }
 
   /** A segment's bytes where they landed: a view of one part, or a copy of the two it straddles. */
   private gather(seg: Segment): Uint8Array {
     const a = this.assembly(seg.dest);
-    const { base, part } = this.partAt(a, seg.destOffset, false);
-    const inPart = base + this.partSize - seg.destOffset;
-    if (seg.size <= inPart) return part.buf.subarray(seg.destOffset - base, seg.destOffset - base + seg.size);
+    const { partSize } = this;
+    const first = Math.floor(seg.destOffset / partSize) + 1;
+    const base = (first - 1) * partSize;
+    if (seg.destOffset + seg.size <= base + partSize) {
+      return this.part(a, first, false).buf.subarray(seg.destOffset - base, seg.destOffset - base + seg.size);
+    }
     const out = new Uint8Array(seg.size);
     for (let at = 0; at < seg.size; ) {
-      const p = this.partAt(a, seg.destOffset + at, false);
-      const n = Math.min(seg.size - at, p.base + this.partSize - (seg.destOffset + at));
-      out.set(p.part.buf.subarray(seg.destOffset + at - p.base, seg.destOffset + at - p.base + n), at);
+      const offset = seg.destOffset + at;
+      const partNumber = Math.floor(offset / partSize) + 1;
+      const partBase = (partNumber - 1) * partSize;
+      const n = Math.min(seg.size - at, partBase + partSize - offset);
+      out.set(this.part(a, partNumber, false).buf.subarray(offset - partBase, offset - partBase + n), at);
       at += n;
     }
     return out;
   }
 
-  /** Counts a checked segment in its parts; hands on each part it completes, and the output once all of it exists. */
-  private async count(seg: Segment): Promise<void> {
+  /** Counts a checked segment in its parts; each part it completes, and the output once all of it exists, is `ready` to hand on. */
+  private count(seg: Segment, ready: Handed[]): void {
     const a = this.assembly(seg.dest);
     const { partSize } = this;
     for (let at = 0; at < seg.size; ) {
-      const { partNumber, base, part } = this.partAt(a, seg.destOffset + at, false);
-      const n = Math.min(seg.size - at, base + partSize - (seg.destOffset + at));
-      if (n > part.need) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} got ${n} bytes at ${seg.destOffset + at} with ${part.need} missing`);
+      const offset = seg.destOffset + at;
+      const partNumber = Math.floor(offset / partSize) + 1;
+      const base = (partNumber - 1) * partSize;
+      const part = this.part(a, partNumber, false);
+      const n = Math.min(seg.size - at, base + partSize - offset);
+      if (n > part.need) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} got ${n} bytes at ${offset} with ${part.need} missing`);
       part.need -= n;
       a.have += n;
       at += n;
       if (part.need === 0 && base + partSize <= a.spec.dataSize) {
         a.parts.delete(partNumber);
-        await this.handOn({ type: 'part', iteration: this.iteration, dest: seg.dest, partNumber, body: part.buf, dataBytes: partSize });
+        ready.push({ type: 'part', iteration: this.iteration, dest: seg.dest, partNumber, body: part.buf, dataBytes: partSize });
       }
     }
-    if (a.have === a.spec.dataSize && !a.closed) await this.close(a);
+    if (a.have === a.spec.dataSize && !a.closed) this.close(a, ready);
   }
 
-  /** Hands on the last part (or the whole object) once every data byte of the output exists. */
-  private async close(a: Assembly): Promise<void> {
+  /** The last part (or the whole object), `ready` once every data byte of the output exists. */
+  private close(a: Assembly, ready: Handed[]): void {
     a.closed = true;
     const { partSize } = this;
     const partNumber = Math.floor(a.spec.dataSize / partSize) + 1;
@@ -231,10 +244,10 @@ export class Merger {
       throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: closing with ${a.parts.size} parts not whole`);
     }
     a.parts.clear();
-    await this.handOn({ type: 'close', iteration: this.iteration, dest: a.spec.dest, partNumber, body: part.buf, dataBytes: a.spec.dataSize - base });
+    ready.push({ type: 'close', iteration: this.iteration, dest: a.spec.dest, partNumber, body: part.buf, dataBytes: a.spec.dataSize - base });
   }
 
-  private async handOn(msg: Extract<MergerToUploader, { dataBytes: number }>): Promise<void> {
+  private async handOn(msg: Handed): Promise<void> {
     await this.out.send(msg, msg.dataBytes);
     this.held -= msg.dataBytes;
   }

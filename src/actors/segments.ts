@@ -37,8 +37,14 @@ export function outputSpecs(
   return specs;
 }
 
+const SSO_DEST: Dest = Object.freeze({ kind: 'sso' });
+/** Shared, frozen: an iteration's segments hold tens of thousands of references to a few outputs. */
+const soDests: Dest[] = [];
+
 function destOf(blocks: PlanBlocks, i: number): Dest {
-  return blocks.isSso(i) ? { kind: 'sso' } : { kind: 'so', index: blocks.destIndex(i) };
+  if (blocks.isSso(i)) return SSO_DEST;
+  const index = blocks.destIndex(i);
+  return (soDests[index] ??= Object.freeze({ kind: 'so', index }));
 }
 
 /**
@@ -64,7 +70,7 @@ export function iterationSegments(
     const skip = blocks.isSso(i) ? Math.max(0, ssoFrom - offset) : 0;
     if (skip >= size) return;
     const seg: Segment = { seq: seq++, key: blocks.key(i), srcPos: blocks.position(i) + skip, size: size - skip, dest: destOf(blocks, i), destOffset: offset + skip };
-    if (skip === 0) seg.entry = { ...blocks.outputEntry(i), position: blocks.position(i) };
+    if (skip === 0) seg.entry = blocks.sourceEntry(i);
     segments.push(seg);
   };
   for (let it = 0; it < iteration; it++) {

@@ -21,7 +21,7 @@ export function destKey(d: Dest): string {
  * segment may start inside a block.
  */
 export interface Segment {
-  /** Position in the iteration's output order. */
+  /** Position in the iteration's output order, and the segment's index in its iteration's list. */
   seq: number;
   key: string;
   srcPos: number;

@@ -127,6 +127,12 @@ export class PlanBlocks {
     };
   }
 
+  /** The block's index entry in its source object (position = position in the source). */
+  sourceEntry(i: number): { streamId: number; startOffset: number; endOffset: number; recordCount: number; position: number; size: number } {
+    const c = this.cols;
+    return { streamId: c.streamId[i]!, startOffset: c.startOffset[i]!, endOffset: c.endOffset[i]!, recordCount: c.recordCount[i]!, position: c.position[i]!, size: c.size[i]! };
+  }
+
   /** The index entry this block becomes in its output (position = offset in the output). */
   outputEntry(i: number): { streamId: number; startOffset: number; endOffset: number; recordCount: number; position: number; size: number } {
     const c = this.cols;
