@@ -16,7 +16,6 @@ import type { RangeSink } from '../storage/types.js';
 import { CompactorError } from '../errors.js';
 import { deferred } from '../util/async.js';
 import type { BudgetView, Outbox } from './io.js';
-import type { PartPool } from './part-pool.js';
 
 /** What the merger hands the uploader: a whole part, or an output's close. */
 type Handed = Extract<MergerToUploader, { dataBytes: number }>;
@@ -47,18 +46,15 @@ export class Merger {
   /** Settles once the current iteration's end has been sent (at once before the first). */
   private ended = deferred<void>();
 
-  private readonly partSize: number;
-
   constructor(
     outputs: readonly OutputSpec[],
     /** The SSO's durable parts from an earlier attempt: those bytes exist already. */
     resume: DurableUpload | undefined,
     private readonly budget: BudgetView,
     private readonly out: Outbox<MergerToUploader>,
-    /** Part buffers; parts are cut at multiples of its part size in every output, the last one carries the trailer. */
-    private readonly pool: PartPool,
+    /** Parts are cut at multiples of this in every output; the last one carries the trailer. */
+    private readonly partSize: number,
   ) {
-    this.partSize = pool.partSize;
     for (const spec of outputs) {
       const have = spec.dest.kind === 'sso' ? (resume?.durableBytes ?? 0) : 0;
       this.outputs.set(destKey(spec.dest), { spec, have, parts: new Map(), trailer: undefined, closed: false });
@@ -179,7 +175,7 @@ export class Merger {
     const last = base + partSize > dataSize;
     const data = last ? dataSize - base : partSize;
     a.trailer ??= last ? this.trailerOf(a.spec) : undefined;
-    const buf = this.pool.take(data + (last ? a.trailer!.byteLength : 0));
+    const buf = allocPart(data + (last ? a.trailer!.byteLength : 0));
     if (last) buf.set(a.trailer!, data);
     a.parts.set(partNumber, (part = { buf, need: data }));
     return part;
@@ -261,4 +257,16 @@ export class Merger {
     this.held = 0;
     for (const a of this.outputs.values()) a.parts.clear();
   }
+}
+
+/**
+ * A part buffer of its own (never a slice of Node's shared pool), not zero-filled: every byte is
+ * written before the part is handed on, and a page never written is never resident. Not reused
+ * from a pool either: a reused buffer is resident whole while it fills, a fresh one only where
+ * bytes landed, and parts fill out of order (measured, 256 MiB under a 200 MiB limit: RSS growth
+ * ~350 MiB with a pool of six parts, ~328 MiB without, the same CPU).
+ */
+function allocPart(size: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(size);
+  return new Uint8Array(b.buffer, b.byteOffset, size);
 }

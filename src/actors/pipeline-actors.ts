@@ -23,7 +23,6 @@ import type { S3StorageConfig } from '../storage/types.js';
 import { iterationSegments, outputSpecs } from './segments.js';
 import { deferred, raceAbort, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
-import { PartPool } from './part-pool.js';
 import { Reader } from './reader.js';
 import { Uploader } from './uploader.js';
 
@@ -87,12 +86,9 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const r2m = new LocalChannel<ReaderToMerger>({ window: init.windows.merger, name: 'reader→merger' });
   const m2u = new LocalChannel<MergerToUploader>({ window: init.windows.uploader, name: 'merger→uploader' });
   const reporter = { report: (m: PipelineReport) => ctx.send(m) };
-  // Enough to recycle every part that comes back from an upload while others are being filled;
-  // no more: a pooled buffer is resident whole, a fresh one only where bytes were written.
-  const pool = new PartPool(settings.partSize, settings.partsInFlight + 2);
-  const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, pool);
+  const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings);
-  const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, pool, (b) => m2u.grant(b), (err) => ctx.fail(err));
+  const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   const fail = (err: unknown, iteration?: number) => {
     if (!signal.aborted) ctx.fail(err, iteration);
   };

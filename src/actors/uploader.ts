@@ -12,7 +12,6 @@ import { CompactorError, toCompactorError } from '../errors.js';
 import { destKey, type Dest, type DurableUpload, type MergerToUploader, type OutputSpec } from '../messages/pipeline.js';
 import type { CompletedPart, ObjectStorage } from '../storage/types.js';
 import type { BudgetView, Reporter } from './io.js';
-import type { PartPool } from './part-pool.js';
 
 interface OutputState {
   spec: OutputSpec;
@@ -46,8 +45,6 @@ export class Uploader {
     private readonly reporter: Reporter,
     private readonly settings: UploaderSettings,
     private readonly signal: AbortSignal,
-    /** Where part buffers go back once their upload succeeded. */
-    private readonly pool: PartPool,
     /** Gives the merger back credit for bytes that left this actor. */
     private readonly onReleased: (bytes: number) => void,
     /** Called once with the first failure, as soon as it happens. */
@@ -102,7 +99,6 @@ export class Uploader {
     const p = this.storage.uploadPart(s.spec.key, s.uploadId, partNumber, body, { signal: this.signal }).then(
       (part) => {
         s.parts.push(part);
-        this.pool.give(body);
         this.releaseBytes(dataBytes);
         if (!final) {
           // Parts may finish out of order: durable is the end of the longest completed prefix.
@@ -125,7 +121,6 @@ export class Uploader {
     if (dataSize < this.settings.partSize && s.uploadId === undefined) {
       const p = this.storage.putObject(key, body, { signal: this.signal, ifNoneMatch: true }).then(
         () => {
-          this.pool.give(body);
           this.releaseBytes(dataBytes);
           this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: body.byteLength });
         },

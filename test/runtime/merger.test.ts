@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Merger } from '../../src/actors/merger.js';
-import { PartPool } from '../../src/actors/part-pool.js';
 import { planReads, type ReadRequest } from '../../src/actors/reader.js';
 import { MemoryBudget } from '../../src/actors/runtime/memory-budget.js';
 import { FormatError } from '../../src/errors.js';
@@ -46,7 +45,7 @@ function fixture() {
 function harness(spec: OutputSpec, limit: number) {
   const budget = new MemoryBudget(limit);
   const sent: MergerToUploader[] = [];
-  const merger = new Merger([spec], undefined, budget, { send: async (m) => void sent.push(m) }, new PartPool(PART, 2));
+  const merger = new Merger([spec], undefined, budget, { send: async (m) => void sent.push(m) }, PART);
   return { budget, sent, merger };
 }
 
