@@ -8,7 +8,8 @@ import type { Subscription } from 'rxjs';
 import type { PipelineReport, SupervisorToPipeline } from '../messages/pipeline.js';
 import type { PipelineInit } from './pipeline-actors.js';
 import type { RunLedger } from './run-ledger.js';
-import { cancelAll, firstFailure, type ActorHandle, type ActorPool } from './runtime/actor-pool.js';
+import { cancelAll, firstFailure, type ActorHandle } from './runtime/actor-handle.js';
+import type { ActorPool } from './runtime/actor-pool.js';
 import { withDeadline } from '../util/async.js';
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
