@@ -40,7 +40,7 @@ export class Merger {
   private segments: readonly Segment[] = [];
   private counted = new Uint8Array(0);
   private iteration = -1;
-  /** Segments of the current iteration not yet placed. */
+  /** Segments of the current iteration not yet counted. */
   private left = 0;
   private endSent = false;
   /** Settles once the current iteration's end has been sent (at once before the first). */

@@ -70,9 +70,9 @@ interface IterationWork {
 
 /**
  * The reader, merger and uploader of one attempt, as actors of one worker thread: each runs its
- * own loop over an in-isolate credit channel, so the bytes of a GET reach the uploader by
- * reference, the thread holds one S3 client and one socket pool, and an iteration's segments
- * are derived once. A failure goes to the supervisor as a typed `failed` message at once; on
+ * own loop over an in-isolate credit channel, so a GET's body lands straight in the merger's part
+ * buffers (the reader holds a sink, not bytes), the thread holds one S3 client and one socket
+ * pool, and an iteration's segments are derived once. A failure goes to the supervisor as a typed `failed` message at once; on
  * cancel every actor gives back the bytes it holds.
  */
 export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineReport> = async (ctx) => {

@@ -123,8 +123,10 @@ export class Reader {
   /**
    * `gapAllowance`: budget bytes this iteration may spend on gaps read through. The plan fits the
    * iteration's blocks (and the SSO tail before it) in the memory limit; every GET of an
-   * iteration may have to be held at once before the merger can emit in order, so gaps beyond
-   * the limit's headroom could leave a GET waiting for budget that only its own data frees.
+   * iteration may have to be held at once before its parts are whole (a part holds bytes of
+   * many sources), so gaps beyond the limit's headroom could leave a GET waiting for budget that
+   * only its own data frees. (A GET's gap is given back when it completes, so this sum bounds
+   * what is needed, not what is held.)
    */
   async runIteration(iteration: number, segments: readonly Segment[], signal: AbortSignal, gapAllowance = 0): Promise<void> {
     const reads = planReads(segments, this.settings.maxGetSize, gapAllowance);
