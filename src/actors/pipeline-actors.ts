@@ -16,6 +16,7 @@ import {
   type ReaderToMerger,
   type Segment,
   type SupervisorToPipeline,
+  type WholeObject,
 } from '../messages/pipeline.js';
 import { objectKey } from '../format/index.js';
 import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
@@ -45,6 +46,11 @@ export interface PipelineInit extends RunInit {
   resume: DurableUpload | undefined;
   /** Credit windows of the channels: the budget bounds the bytes, the windows only bound queues. */
   windows: { merger: number; uploader: number };
+  /**
+   * Objects read whole at planning, their bytes moved here with the budget they hold (first
+   * attempt only): the reader copies from them instead of reading them again.
+   */
+  whole?: WholeObject[];
 }
 
 /** The outputs this attempt still has to write. */
@@ -87,7 +93,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const m2u = new LocalChannel<MergerToUploader>({ window: init.windows.uploader, name: 'merger→uploader' });
   const reporter = { report: (m: PipelineReport) => ctx.send(m) };
   const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
-  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings);
+  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole);
   const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   const fail = (err: unknown, iteration?: number) => {
     if (!signal.aborted) ctx.fail(err, iteration);
@@ -108,8 +114,12 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
         // tail held before it (a restarted attempt holds no tail and re-reads it as segments).
         const info = init.summary.iterations[msg.iteration]!;
         const data = msg.segments.reduce((n, s) => n + s.size, 0);
-        const headroom = Math.max(0, settings.memoryLimit - data - info.tailBefore);
+        // Objects read whole cost no request: nothing to save by reading through gaps.
+        const headroom = reader.readsWhole ? 0 : Math.max(0, settings.memoryLimit - data - info.tailBefore);
         await reader.runIteration(msg.iteration, msg.segments, signal, headroom).catch((e: unknown) => fail(e, msg.iteration));
+        // After the last iteration nothing more is read from them: what is left of them (indexes,
+        // dead blocks) gives its budget back now, not at the end of the run.
+        if (msg.iteration === init.summary.iterations.length - 1) reader.releaseWhole();
       }
     })(),
     (async () => {

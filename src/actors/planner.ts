@@ -23,6 +23,8 @@ export interface PlannerInit {
   nowMs: number;
   options: PlannerOptions;
   indexReadConcurrency: number;
+  /** Read every candidate whole (its index from those bytes) and hand the bytes on with the plan. */
+  readWhole: boolean;
 }
 
 /**
@@ -31,12 +33,16 @@ export interface PlannerInit {
  */
 const INDEX_MIN_GUESS = 64 * 1024;
 
-/** Reads every candidate's index in parallel; an unreadable one becomes `{ error }` for the planner. */
+/**
+ * Reads every candidate's index in parallel; an unreadable one becomes `{ error }` for the planner.
+ * With `whole`, each object is read whole in one GET and its bytes are kept there (by position).
+ */
 export async function readIndexes(
   storage: ObjectStorage,
   candidates: readonly StreamSetObjectMetadata[],
   concurrency: number,
   signal?: AbortSignal,
+  whole?: (Uint8Array | undefined)[],
 ): Promise<PlanInputObject[]> {
   const objects: PlanInputObject[] = new Array(candidates.length);
   await forEachConcurrent(
@@ -45,7 +51,13 @@ export async function readIndexes(
     async (meta, i, lane) => {
       const key = storage.keyOf(meta.objectId);
       try {
-        const index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal: lane }), meta.objectSize, key, { minGuess: INDEX_MIN_GUESS });
+        let read = (s: number, e: number) => storage.getRange(key, s, e, { signal: lane });
+        if (whole) {
+          const bytes = await storage.getRange(key, 0, meta.objectSize, { signal: lane });
+          whole[i] = bytes;
+          read = async (s, e) => bytes.subarray(s, e);
+        }
+        const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: INDEX_MIN_GUESS });
         objects[i] = { meta, key, index };
       } catch (err) {
         const e = toCompactorError(err);
@@ -63,13 +75,18 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
   const { init } = ctx;
   const storage = S3Storage.fromConfig(init.storage);
   try {
-    const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal);
+    const bytes: (Uint8Array | undefined)[] | undefined = init.readWhole ? [] : undefined;
+    const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal, bytes);
     const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options });
     const dropped = checkCoverage(plan, { objects, streams: init.streams });
+    const table = encodePlanTable(plan);
+    // Whole objects go on (moved, not copied) only where the plan reads them.
+    const used = new Set(table.keys);
+    const whole = bytes && objects.flatMap((o, i) => (bytes[i] && used.has(o.key) ? [{ key: o.key, bytes: bytes[i]! }] : []));
     // The table's SharedArrayBuffer is shared, not transferred: nothing to list, nothing to walk.
     // Then the actor ends: its thread is free for the pipeline, and what the commit checks again
     // (that the dropped blocks are still dead) is the small `dropped` summary, on the host.
-    ctx.send({ type: 'planned', summary: summarizePlan(plan), table: encodePlanTable(plan), dropped }, []);
+    ctx.send({ type: 'planned', summary: summarizePlan(plan), table, dropped, ...(whole ? { whole } : {}) }, whole?.map((o) => o.bytes.buffer as ArrayBuffer) ?? []);
   } finally {
     storage.close();
   }

@@ -4,7 +4,8 @@
  * each holds its bytes against the shared memory budget from before it is issued until the
  * uploader has uploaded them.
  */
-import type { ReaderReport, ReaderToMerger, ReadPiece, Segment } from '../messages/pipeline.js';
+import { CompactorError } from '../errors.js';
+import type { ReaderReport, ReaderToMerger, ReadPiece, Segment, WholeObject } from '../messages/pipeline.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
 import { coalesceRanges } from '../util/ranges.js';
@@ -109,6 +110,8 @@ function joinAcrossGaps(runs: { key: string; group: Segment[]; start: number; en
 export class Reader {
   /** Budget bytes acquired and not yet handed to the merger: released here on failure. */
   private held = 0;
+  /** Objects read whole at planning, and the budget each still holds for bytes not yet read from it. */
+  private readonly whole = new Map<string, { bytes: Uint8Array; left: number }>();
 
   constructor(
     private readonly storage: ObjectStorage,
@@ -118,7 +121,15 @@ export class Reader {
     private readonly out: Outbox<ReaderToMerger>,
     private readonly reporter: Reporter<ReaderReport>,
     private readonly settings: { maxGetSize: number; readsInFlight: number; acquireTimeoutMs: number },
-  ) {}
+    whole: readonly WholeObject[] = [],
+  ) {
+    for (const o of whole) this.whole.set(o.key, { bytes: o.bytes, left: o.bytes.byteLength });
+  }
+
+  /** True while objects read whole at planning are being read from: they need no GET and no gap. */
+  get readsWhole(): boolean {
+    return this.whole.size > 0;
+  }
 
   /**
    * `gapAllowance`: budget bytes this iteration may spend on gaps read through. The plan fits the
@@ -135,9 +146,19 @@ export class Reader {
       this.settings.readsInFlight,
       async (r, _i, lane) => {
         const size = r.end - r.start;
-        await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
-        this.held += size;
-        await this.storage.getRangeInto(r.key, r.start, r.end, this.landing.sink(r.pieces, size), { signal: lane });
+        const whole = this.whole.get(r.key);
+        if (whole) {
+          // Read at planning: the bytes are here and so is their budget, which moves to this read.
+          // Reads of an object are disjoint (no gaps are read through), so they never take more.
+          if (size > whole.left) throw new CompactorError('ERR_INTERNAL', `${r.key}: a read of ${size} bytes from an object read whole, with ${whole.left} left`);
+          whole.left -= size;
+          this.held += size;
+          this.landing.sink(r.pieces, size).set(whole.bytes.subarray(r.start, r.end), 0);
+        } else {
+          await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
+          this.held += size;
+          await this.storage.getRangeInto(r.key, r.start, r.end, this.landing.sink(r.pieces, size), { signal: lane });
+        }
         this.reporter.report({ type: 'progress', iteration, bytesRead: size });
         await this.out.send({ type: 'read', iteration, pieces: r.pieces, size, gap: r.gap }, size);
         this.held -= size;
@@ -146,9 +167,16 @@ export class Reader {
     );
   }
 
+  /** Drops the objects read whole and gives back the budget of what was not read from them (indexes, dead blocks). */
+  releaseWhole(): void {
+    for (const w of this.whole.values()) if (w.left > 0) this.budget.release(w.left);
+    this.whole.clear();
+  }
+
   /** Gives back every byte this reader holds. Safe to call more than once. */
   releaseHeld(): void {
     if (this.held > 0) this.budget.release(this.held);
     this.held = 0;
+    this.releaseWhole();
   }
 }

@@ -10,7 +10,7 @@
  * part, or fails the run, aborting every unfinished multipart upload.
  *
  * The end of an iteration waits only for the uploads of full parts and of objects that close in
- * it; the SSO's tail stays with the uploader (counted in the budget) until the SSO closes.
+ * it; the SSO's tail waits in the merger's part buffer (counted in the budget) until the SSO closes.
  */
 import type { Logger } from 'pino';
 import { CompactorError, toCompactorError } from '../errors.js';
@@ -22,6 +22,7 @@ import {
   type PipelineSettings,
   type PlannerReport,
   type SupervisorToPlanner,
+  type WholeObject,
 } from '../messages/pipeline.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
@@ -47,6 +48,11 @@ export interface PlannerSession {
   table: PlanTable;
   /** Checks the plan again against stream metadata as it is now; throws PlanError on a hole. */
   check(streams: StreamMetadata[]): Promise<void>;
+  /**
+   * Takes over the objects read whole at planning (`readWholeWhenFits`) and the budget they hold,
+   * once (for `execute`); `close` gives back what was not taken.
+   */
+  takeWhole(): WholeObject[] | undefined;
   close(): Promise<void>;
 }
 
@@ -126,7 +132,20 @@ export class Supervisor {
 
   /** Reads indexes and plans on a worker thread; the host's thread only receives the summary. */
   async plan(req: { candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; nowMs: number; signal: AbortSignal }): Promise<PlannerSession> {
-    const { options } = this.deps;
+    const { options, budget } = this.deps;
+    // Candidates that fit the memory limit together are read whole: one GET an object for both
+    // its index and its data. Their budget is taken here, before the first byte is read.
+    const total = req.candidates.reduce((n, c) => n + c.objectSize, 0);
+    const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
+    let held = 0;
+    if (readWhole) {
+      await budget.acquire(total, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
+      held = total;
+    }
+    const giveBack = () => {
+      if (held > 0) budget.release(held);
+      held = 0;
+    };
     const handle = this.actorPool().spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
       PLANNER_MODULE,
       'plannerActor',
@@ -137,34 +156,55 @@ export class Supervisor {
         nowMs: req.nowMs,
         options,
         indexReadConcurrency: options.indexReadConcurrency,
+        readWhole,
       },
       // Planning is one long synchronous step: heartbeats pause while it runs.
       { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs },
     );
-    const close = async () => {
+    const stop = async () => {
       await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
     };
     try {
       const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
-      await close();
+      await stop();
+      // What the plan does not read (skipped, untouched objects) is not sent: its budget comes back now.
+      const objects = planned.whole ?? [];
+      const kept = objects.reduce((n, o) => n + o.bytes.byteLength, 0);
+      if (held > kept) budget.release(held - kept);
+      held = kept;
       return {
         summary: planned.summary,
         table: planned.table,
         check: async (streams) => checkDroppedStillDead(planned.dropped, streams),
-        close,
+        takeWhole: () => {
+          if (held === 0) return undefined;
+          held = 0;
+          return objects;
+        },
+        // Not taken over by a pipeline (the run planned nothing to do, or failed before it).
+        close: async () => giveBack(),
       };
     } catch (err) {
-      await close();
+      await stop();
+      giveBack();
       throw toCompactorError(err);
     }
   }
 
-  async execute(req: { runId: number; summary: PlanSummary; table: PlanTable; ssoId: number; soIds: number[]; signal: AbortSignal }): Promise<ExecutionResult> {
+  /** `whole`: objects read whole at planning, with their budget (`PlannerSession.takeWhole`): the first attempt copies from them. */
+  async execute(req: { runId: number; summary: PlanSummary; table: PlanTable; ssoId: number; soIds: number[]; whole?: WholeObject[]; signal: AbortSignal }): Promise<ExecutionResult> {
     const { summary, table, runId, signal, ssoId, soIds } = req;
+    // Moved to the first attempt; a restarted one reads from storage (the budget was reclaimed).
+    let whole = req.whole;
     const { storage, options, budget, emit, logger } = this.deps;
     const outputs = outputSpecs(summary, (id) => storage.keyOf(id), ssoId, soIds);
+    const storageConfig = await this.workerStorage().catch((err: unknown) => {
+      // The run owns the budget from here on (the whole objects' included): nothing else holds any.
+      budget.reclaimAll();
+      throw err;
+    });
     const settings: PipelineSettings = {
-      storage: await this.workerStorage(),
+      storage: storageConfig,
       partSize: options.partSize,
       maxGetSize: Math.min(options.maxGetSize, options.memoryLimit),
       memoryLimit: options.memoryLimit,
@@ -196,7 +236,9 @@ export class Supervisor {
           merger: Math.max(options.memoryLimit, settings.maxGetSize),
           uploader: Math.max(options.memoryLimit, (options.partsInFlight + 2) * options.partSize),
         },
+        ...(whole ? { whole } : {}),
       };
+      whole = undefined;
       const a = new Attempt(this.actorPool(), init, `pipeline(run ${runId})`, ledger, () =>
         emit({ type: 'bytes', runId, bytesRead: ledger.bytesRead, bytesWritten: ledger.bytesUploaded }),
       );

@@ -315,7 +315,7 @@ export class Compactor {
       this.budget.resetHighWater();
       const result: ExecutionResult =
         plan.iterations.length > 0
-          ? await this.supervisor.execute({ runId, summary: plan, table: planner.table, ssoId, soIds, signal })
+          ? await this.supervisor.execute({ runId, summary: plan, table: planner.table, ssoId, soIds, whole: planner.takeWhole(), signal })
           : { objectSizes: new Map(), iterations: 0, restarts: 0, bytesRead: 0, bytesWritten: 0 };
       try {
         // Stream metadata may have moved on while the run read and wrote: check the plan again

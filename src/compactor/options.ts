@@ -56,6 +56,13 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    */
   adoptExpiredNodes?: boolean;
   /**
+   * When a run's candidate objects fit in `memoryLimit` together, planning reads each of them
+   * whole (its index and its data in one GET) and the run copies from those bytes: one GET per
+   * object instead of an index GET and a data GET. Default true; false always reads indexes
+   * first and data when it is copied.
+   */
+  readWholeWhenFits?: boolean;
+  /**
    * Bytes per second for all of a run's S3 reads and writes together (index reads, GETs, parts),
    * shared by every worker thread: compaction then never takes more of the node's network than
    * this. Default: no limit.
@@ -82,6 +89,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   gcSafetyAgeMs: number;
   leaseTtlMs: number;
   adoptExpiredNodes: boolean;
+  readWholeWhenFits: boolean;
   bandwidthLimit: number | undefined;
 }
 
@@ -122,11 +130,15 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
   if (opts.adoptExpiredNodes !== undefined && typeof opts.adoptExpiredNodes !== 'boolean') {
     throw new OptionsError('adoptExpiredNodes', `must be true or false, got ${JSON.stringify(opts.adoptExpiredNodes)}`);
   }
+  if (opts.readWholeWhenFits !== undefined && typeof opts.readWholeWhenFits !== 'boolean') {
+    throw new OptionsError('readWholeWhenFits', `must be true or false, got ${JSON.stringify(opts.readWholeWhenFits)}`);
+  }
   const out: ResolvedCompactorOptions = {
     ...planner,
     ...COMPACTOR_DEFAULTS,
     nodeId: checkNonNegativeInt('nodeId', opts.nodeId),
     adoptExpiredNodes: opts.adoptExpiredNodes === true,
+    readWholeWhenFits: opts.readWholeWhenFits !== false,
     bandwidthLimit: undefined,
   };
   for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {

@@ -76,8 +76,17 @@ export type SupervisorToPipeline = IterationStart;
 
 /** The planner takes no messages: it plans, reports once and ends. */
 export type SupervisorToPlanner = never;
-/** `dropped`: what the plan drops as dead, per stream, checked again on the host before the commit. */
-export type PlannerReport = { type: 'planned'; summary: PlanSummary; table: PlanTable; dropped: DroppedStream[] };
+/**
+ * `dropped`: what the plan drops as dead, per stream, checked again on the host before the commit.
+ * `whole`: the objects the plan reads, read whole at planning (`readWholeWhenFits`), moved here.
+ */
+export type PlannerReport = { type: 'planned'; summary: PlanSummary; table: PlanTable; dropped: DroppedStream[]; whole?: WholeObject[] };
+
+/** An object read whole: the pipeline copies from these bytes instead of reading it again. */
+export interface WholeObject {
+  key: string;
+  bytes: Uint8Array;
+}
 
 // ---- data plane --------------------------------------------------------------------------------
 

@@ -66,6 +66,8 @@ const GC_OPS: S3Operation[] = ['ListObjectsV2', 'ListMultipartUploads'];
 let node: TestNode;
 let proxy: FaultProxy;
 let compactor: Compactor;
+/** The same compactor, but reading its (fitting) candidates whole at planning: only planning GETs. */
+let wholeCompactor: Compactor;
 let cells = 0;
 let bytesVerified = 0;
 const outcomes = { committed: 0, rejectedRetryable: 0, rejectedFatal: 0 };
@@ -74,10 +76,12 @@ beforeAll(async () => {
   proxy = await startFaultProxy(s3Endpoint());
   node = await createTestNode('fault-matrix', { streams: [1, 2, 3, 4, 5] });
   const storage = storageVia(node, { endpoint: proxy.url, maxAttempts: SDK_ATTEMPTS, requestTimeoutMs: REQUEST_TIMEOUT_MS, retryBaseDelayMs: 5 });
-  compactor = node.compactor(
-    { streamSplitSize: 1 * MiB, partSize: 5 * MiB, maxIterationAttempts: ITERATION_ATTEMPTS, retryBaseDelayMs: 5, retryMaxDelayMs: 20, cancelTimeoutMs: 2_000 },
-    storage,
-  );
+  const options = { streamSplitSize: 1 * MiB, partSize: 5 * MiB, maxIterationAttempts: ITERATION_ATTEMPTS, retryBaseDelayMs: 5, retryMaxDelayMs: 20, cancelTimeoutMs: 2_000 };
+  // The cells aim at the GETs that copy data, mid-run: a run whose candidates fit the memory
+  // limit reads them whole at planning instead, so this compactor reads indexes first; the
+  // planning-read test below runs with both.
+  compactor = node.compactor({ ...options, readWholeWhenFits: false }, storage);
+  wholeCompactor = node.compactor(options, storage);
 }, 120_000);
 
 afterAll(async () => {
@@ -224,16 +228,18 @@ describe('fault matrix: every S3 operation of a run x every fault, bounded (issu
     }
   }
 
-  it('every fault on an index read: the object is skipped and reported, or retried; the rest commits', async () => {
+  it('every fault on a planning read (an index, or an object read whole): the object is skipped and reported, or retried; the rest commits', async () => {
+    for (const [planning, c] of [['index read', compactor], ['object read whole', wholeCompactor]] as const) {
     for (const kind of Object.keys(FAULTS) as Kind[]) {
       for (const persistent of [false, true]) {
         cells++;
         await writeCellData();
-        // The first index read once, or every GET of the run (with every index unreadable, no
+        // The first planning read once, or every GET of the run (with every index unreadable, no
         // data GET follows).
         const candidates = (await node.metadata.listStreamSetObjects({ nodeId: node.nodeId })).length;
         const rule = proxy.addRule({ op: 'GetObject', times: persistent ? Infinity : 1, action: FAULTS[kind].action });
-        const r = await withDeadline(compactor.compactOnce(), CELL_DEADLINE_MS, `index read with ${kind}`);
+        proxy.requests.length = 0;
+        const r = await withDeadline(c.compactOnce(), CELL_DEADLINE_MS, `${planning} with ${kind}`);
         expect(rule.hits).toBeGreaterThan(0);
         const skipped = r.skipped.filter((s) => s.reason.startsWith('index could not be read'));
         if (FAULTS[kind].retryable === false || (persistent && kind !== 'delay')) {
@@ -246,10 +252,13 @@ describe('fault matrix: every S3 operation of a run x every fault, bounded (issu
           expect(r.committed).toBe(true);
         }
         if (r.committed) outcomes.committed++;
+        // Read whole: the run made one GET an object (two when the fault was retried), no more.
+        if (c === wholeCompactor && !persistent) expect(proxy.count('GetObject'), `${planning} with ${kind}`).toBeLessThanOrEqual(candidates + SDK_ATTEMPTS);
         await expectClean();
       }
     }
-  }, 300_000);
+    }
+  }, 400_000);
 
   it('a run whose uploads fail fatally and whose aborts fail too leaves nothing after GC', async () => {
     for (const kind of ['status500', 'status403', 'reset', 'stall'] as Kind[]) {
