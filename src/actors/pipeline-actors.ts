@@ -68,6 +68,13 @@ async function openStorage(config: S3StorageConfig) {
   return S3Storage.fromConfig(config);
 }
 
+/** Bytes the plan copies from each source object, by key. */
+function neededBytes(blocks: PlanBlocks): Map<string, number> {
+  const needed = new Map<string, number>();
+  for (let i = 0; i < blocks.count; i++) needed.set(blocks.key(i), (needed.get(blocks.key(i)) ?? 0) + blocks.size(i));
+  return needed;
+}
+
 /** One iteration's work, derived once from the shared plan table. */
 interface IterationWork {
   iteration: number;
@@ -93,7 +100,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const m2u = new LocalChannel<MergerToUploader>({ window: init.windows.uploader, name: 'merger→uploader' });
   const reporter = { report: (m: PipelineReport) => ctx.send(m) };
   const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
-  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole);
+  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole, init.whole && neededBytes(blocks));
   const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   const fail = (err: unknown, iteration?: number) => {
     if (!signal.aborted) ctx.fail(err, iteration);

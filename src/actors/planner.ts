@@ -14,6 +14,7 @@ import type { PlanInputObject, PlannerOptions } from '../plan/types.js';
 import { S3Storage } from '../storage/s3-storage.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
+import { allocFreeable } from '../util/freeable.js';
 import type { Actor } from './runtime/actor-context.js';
 
 export interface PlannerInit {
@@ -53,7 +54,10 @@ export async function readIndexes(
       try {
         let read = (s: number, e: number) => storage.getRange(key, s, e, { signal: lane });
         if (whole) {
-          const bytes = await storage.getRange(key, 0, meta.objectSize, { signal: lane });
+          // Freeable: whoever copies the bytes out gives their memory back at once; a dropped
+          // buffer waits for a GC, and the copies into parts come faster than that.
+          const bytes = allocFreeable(meta.objectSize);
+          await storage.getRangeInto(key, 0, meta.objectSize, bytes, { signal: lane });
           whole[i] = bytes;
           read = async (s, e) => bytes.subarray(s, e);
         }

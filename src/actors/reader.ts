@@ -8,6 +8,7 @@ import { CompactorError } from '../errors.js';
 import type { ReaderReport, ReaderToMerger, ReadPiece, Segment, WholeObject } from '../messages/pipeline.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
+import { free } from '../util/freeable.js';
 import { coalesceRanges } from '../util/ranges.js';
 import type { BudgetView, Landing, Outbox, Reporter } from './io.js';
 
@@ -110,8 +111,11 @@ function joinAcrossGaps(runs: { key: string; group: Segment[]; start: number; en
 export class Reader {
   /** Budget bytes acquired and not yet handed to the merger: released here on failure. */
   private held = 0;
-  /** Objects read whole at planning, and the budget each still holds for bytes not yet read from it. */
-  private readonly whole = new Map<string, { bytes: Uint8Array; left: number }>();
+  /**
+   * Objects read whole at planning: the budget each still holds for bytes not yet read from it,
+   * and the bytes the plan still needs from it (at 0 it is dropped: its bytes are in parts now).
+   */
+  private readonly whole = new Map<string, { bytes: Uint8Array; left: number; needed: number }>();
 
   constructor(
     private readonly storage: ObjectStorage,
@@ -122,8 +126,10 @@ export class Reader {
     private readonly reporter: Reporter<ReaderReport>,
     private readonly settings: { maxGetSize: number; readsInFlight: number; acquireTimeoutMs: number },
     whole: readonly WholeObject[] = [],
+    /** Bytes the run copies from each object (all of its blocks in the plan). */
+    needed: ReadonlyMap<string, number> = new Map(),
   ) {
-    for (const o of whole) this.whole.set(o.key, { bytes: o.bytes, left: o.bytes.byteLength });
+    for (const o of whole) this.whole.set(o.key, { bytes: o.bytes, left: o.bytes.byteLength, needed: needed.get(o.key) ?? 0 });
   }
 
   /** True while objects read whole at planning are being read from: they need no GET and no gap. */
@@ -152,8 +158,12 @@ export class Reader {
           // Reads of an object are disjoint (no gaps are read through), so they never take more.
           if (size > whole.left) throw new CompactorError('ERR_INTERNAL', `${r.key}: a read of ${size} bytes from an object read whole, with ${whole.left} left`);
           whole.left -= size;
+          whole.needed -= size;
           this.held += size;
           this.landing.sink(r.pieces, size).set(whole.bytes.subarray(r.start, r.end), 0);
+          // Its last needed bytes are in their parts: holding the object on would keep every byte
+          // twice (the budget counts it once), and what no read takes (its index) frees now.
+          if (whole.needed <= 0) this.dropWhole(r.key, whole);
         } else {
           await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
           this.held += size;
@@ -169,8 +179,14 @@ export class Reader {
 
   /** Drops the objects read whole and gives back the budget of what was not read from them (indexes, dead blocks). */
   releaseWhole(): void {
-    for (const w of this.whole.values()) if (w.left > 0) this.budget.release(w.left);
-    this.whole.clear();
+    for (const [key, w] of this.whole) this.dropWhole(key, w);
+  }
+
+  private dropWhole(key: string, w: { bytes: Uint8Array; left: number }): void {
+    if (w.left > 0) this.budget.release(w.left);
+    this.whole.delete(key);
+    // Its memory goes back now, not at the next GC: its bytes are in their parts already.
+    free(w.bytes);
   }
 
   /** Gives back every byte this reader holds. Safe to call more than once. */
