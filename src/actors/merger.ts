@@ -15,6 +15,7 @@ import { destKey, type Dest, type DurableUpload, type MergerToUploader, type Out
 import type { RangeSink } from '../storage/types.js';
 import { CompactorError } from '../errors.js';
 import { deferred } from '../util/async.js';
+import { allocFreeable } from '../util/freeable.js';
 import type { BudgetView, Outbox } from './io.js';
 
 /** What the merger hands the uploader: a whole part, or an output's close. */
@@ -175,7 +176,7 @@ export class Merger {
     const last = base + partSize > dataSize;
     const data = last ? dataSize - base : partSize;
     a.trailer ??= last ? this.trailerOf(a.spec) : undefined;
-    const buf = allocPart(data + (last ? a.trailer!.byteLength : 0));
+    const buf = allocFreeable(data + (last ? a.trailer!.byteLength : 0));
     if (last) buf.set(a.trailer!, data);
     a.parts.set(partNumber, (part = { buf, need: data }));
     return part;
@@ -257,16 +258,4 @@ export class Merger {
     this.held = 0;
     for (const a of this.outputs.values()) a.parts.clear();
   }
-}
-
-/**
- * A part buffer of its own (never a slice of Node's shared pool), not zero-filled: every byte is
- * written before the part is handed on, and a page never written is never resident. Not reused
- * from a pool either: a reused buffer is resident whole while it fills, a fresh one only where
- * bytes landed, and parts fill out of order (measured, 256 MiB under a 200 MiB limit: RSS growth
- * ~350 MiB with a pool of six parts, ~328 MiB without, the same CPU).
- */
-function allocPart(size: number): Uint8Array {
-  const b = Buffer.allocUnsafeSlow(size);
-  return new Uint8Array(b.buffer, b.byteOffset, size);
 }

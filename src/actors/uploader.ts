@@ -11,6 +11,7 @@
 import { CompactorError, toCompactorError } from '../errors.js';
 import { destKey, type Dest, type DurableUpload, type MergerToUploader, type OutputSpec } from '../messages/pipeline.js';
 import type { CompletedPart, ObjectStorage } from '../storage/types.js';
+import { free } from '../util/freeable.js';
 import type { BudgetView, Reporter } from './io.js';
 
 interface OutputState {
@@ -96,9 +97,13 @@ export class Uploader {
       s.uploadId = await this.storage.createMultipartUpload(s.spec.key, { signal: this.signal });
       this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId: s.uploadId });
     }
+    const bytes = body.byteLength;
     const p = this.storage.uploadPart(s.spec.key, s.uploadId, partNumber, body, { signal: this.signal }).then(
       (part) => {
         s.parts.push(part);
+        // Durable: its memory goes back now, not at the next GC (only after success: a failed
+        // request's socket may still be writing it).
+        free(body);
         this.releaseBytes(dataBytes);
         if (!final) {
           // Parts may finish out of order: durable is the end of the longest completed prefix.
@@ -107,7 +112,7 @@ export class Uploader {
           while (s.fullPartsDone.has(k + 1)) k++;
           s.durableBytes = k * this.settings.partSize;
         }
-        this.reporter.report({ type: 'part.done', dest: s.spec.dest, partNumber, etag: part.etag, durableBytes: s.durableBytes, bytes: body.byteLength });
+        this.reporter.report({ type: 'part.done', dest: s.spec.dest, partNumber, etag: part.etag, durableBytes: s.durableBytes, bytes });
       },
       (err: unknown) => this.fail(err),
     );
@@ -121,8 +126,10 @@ export class Uploader {
     if (dataSize < this.settings.partSize && s.uploadId === undefined) {
       const p = this.storage.putObject(key, body, { signal: this.signal, ifNoneMatch: true }).then(
         () => {
+          const putBytes = body.byteLength;
+          free(body);
           this.releaseBytes(dataBytes);
-          this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes: body.byteLength });
+          this.reporter.report({ type: 'object.done', dest, key, objectSize, putBytes });
         },
         (err: unknown) => this.fail(err),
       );
