@@ -97,15 +97,12 @@ export class Merger {
         for (let i = first; i < sorted.length && sorted[i]!.offset < end; i++) {
           const p = sorted[i]!;
           const a = this.assembly(p.dest);
+          const from = Math.max(at, p.offset);
+          const to = Math.min(end, p.offset + p.size);
           // One view of the chunk per part the piece's bytes in it fall into.
-          for (let from = Math.max(at, p.offset), to = Math.min(end, p.offset + p.size); from < to; ) {
-            const offset = p.destOffset + (from - p.offset);
-            const partNumber = Math.floor(offset / this.partSize) + 1;
-            const base = (partNumber - 1) * this.partSize;
-            const n = Math.min(to - from, base + this.partSize - offset);
-            this.part(a, partNumber, true).buf.set(chunk.subarray(from - at, from - at + n), offset - base);
-            from += n;
-          }
+          this.eachPart(p.destOffset + (from - p.offset), to - from, (partNumber, inPart, done, n) => {
+            this.part(a, partNumber, true).buf.set(chunk.subarray(from - at + done, from - at + done + n), inPart);
+          });
         }
       },
     };
@@ -182,24 +179,32 @@ export class Merger {
     return part;
   }
 
+  /**
+   * Walks data bytes [offset, offset + size) of an output part by part: `fn` gets the part, where
+   * in it the run starts, how many bytes of the range came before, and how many fall in it.
+   */
+  private eachPart(offset: number, size: number, fn: (partNumber: number, inPart: number, done: number, n: number) => void): void {
+    const { partSize } = this;
+    for (let done = 0; done < size; ) {
+      const at = offset + done;
+      const inPart = at % partSize;
+      const n = Math.min(size - done, partSize - inPart);
+      fn(Math.floor(at / partSize) + 1, inPart, done, n);
+      done += n;
+    }
+  }
+
   /** A segment's bytes where they landed: a view of one part, or a copy of the two it straddles. */
   private gather(seg: Segment): Uint8Array {
     const a = this.assembly(seg.dest);
-    const { partSize } = this;
-    const first = Math.floor(seg.destOffset / partSize) + 1;
-    const base = (first - 1) * partSize;
-    if (seg.destOffset + seg.size <= base + partSize) {
-      return this.part(a, first, false).buf.subarray(seg.destOffset - base, seg.destOffset - base + seg.size);
+    const inPart = seg.destOffset % this.partSize;
+    if (inPart + seg.size <= this.partSize) {
+      return this.part(a, Math.floor(seg.destOffset / this.partSize) + 1, false).buf.subarray(inPart, inPart + seg.size);
     }
     const out = new Uint8Array(seg.size);
-    for (let at = 0; at < seg.size; ) {
-      const offset = seg.destOffset + at;
-      const partNumber = Math.floor(offset / partSize) + 1;
-      const partBase = (partNumber - 1) * partSize;
-      const n = Math.min(seg.size - at, partBase + partSize - offset);
-      out.set(this.part(a, partNumber, false).buf.subarray(offset - partBase, offset - partBase + n), at);
-      at += n;
-    }
+    this.eachPart(seg.destOffset, seg.size, (partNumber, at, done, n) => {
+      out.set(this.part(a, partNumber, false).buf.subarray(at, at + n), done);
+    });
     return out;
   }
 
@@ -207,21 +212,16 @@ export class Merger {
   private count(seg: Segment, ready: Handed[]): void {
     const a = this.assembly(seg.dest);
     const { partSize } = this;
-    for (let at = 0; at < seg.size; ) {
-      const offset = seg.destOffset + at;
-      const partNumber = Math.floor(offset / partSize) + 1;
-      const base = (partNumber - 1) * partSize;
+    this.eachPart(seg.destOffset, seg.size, (partNumber, inPart, _done, n) => {
       const part = this.part(a, partNumber, false);
-      const n = Math.min(seg.size - at, base + partSize - offset);
-      if (n > part.need) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} got ${n} bytes at ${offset} with ${part.need} missing`);
+      if (n > part.need) throw new CompactorError('ERR_INTERNAL', `${a.spec.key}: part ${partNumber} got ${n} bytes at ${(partNumber - 1) * partSize + inPart} with ${part.need} missing`);
       part.need -= n;
       a.have += n;
-      at += n;
-      if (part.need === 0 && base + partSize <= a.spec.dataSize) {
+      if (part.need === 0 && partNumber * partSize <= a.spec.dataSize) {
         a.parts.delete(partNumber);
         ready.push({ type: 'part', iteration: this.iteration, dest: seg.dest, partNumber, body: part.buf, dataBytes: partSize });
       }
-    }
+    });
     if (a.have === a.spec.dataSize && !a.closed) this.close(a, ready);
   }
 
