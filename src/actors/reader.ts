@@ -7,6 +7,7 @@
 import { CompactorError } from '../errors.js';
 import type { ReaderReport, ReaderToMerger, ReadPiece, Segment, WholeObject } from '../messages/pipeline.js';
 import type { ObjectStorage } from '../storage/types.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { forEachConcurrent } from '../util/async.js';
 import { free } from '../util/freeable.js';
 import { coalesceRanges } from '../util/ranges.js';
@@ -66,6 +67,9 @@ export function planReads(segments: readonly Segment[], maxGetSize: number, gapA
   }
   return reads.sort((a, b) => a.firstSeq - b.firstSeq);
 }
+
+/** Longest stretch of copying from objects read whole between two turns of the event loop. */
+const YIELD_EVERY_MS = 20;
 
 /** Largest gap a GET reads through. */
 const DEFAULT_MAX_GAP = 1024 * 1024;
@@ -147,6 +151,7 @@ export class Reader {
    */
   async runIteration(iteration: number, segments: readonly Segment[], signal: AbortSignal, gapAllowance = 0): Promise<void> {
     const reads = planReads(segments, this.settings.maxGetSize, gapAllowance);
+    let turn = performance.now();
     await forEachConcurrent(
       reads,
       this.settings.readsInFlight,
@@ -164,6 +169,12 @@ export class Reader {
           // Its last needed bytes are in their parts: holding the object on would keep every byte
           // twice (the budget counts it once), and what no read takes (its index) frees now.
           if (whole.needed <= 0) this.dropWhole(r.key, whole);
+          // No I/O here: the reader and the merger would copy a whole run on microtasks alone.
+          // Timers (the heartbeat) and the supervisor's messages get their turn every so often.
+          if (performance.now() - turn > YIELD_EVERY_MS) {
+            await nextTurn();
+            turn = performance.now();
+          }
         } else {
           await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
           this.held += size;
