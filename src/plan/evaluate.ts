@@ -1,0 +1,196 @@
+/**
+ * One evaluation of the planning rules for a set of included candidates: roles (rule 3, and
+ * rule 5's oversize blocks), runs (rules 4 and 6), the output order and the iterations (rule 5;
+ * the memory model and why the greedy cut is optimal are in planner.ts).
+ */
+import { PlanError } from '../errors.js';
+import { humanBytes } from '../util/units.js';
+import { K_SO, K_SSO, R_FORCE, R_MERGE_CANDIDATE, R_NONE, type Evaluation, type Prepared } from './prepared.js';
+
+export function evaluate(prep: Prepared, included: readonly number[]): Evaluation {
+  const { opts, nObj, n, eObj, eStart, eEnd, eSize, sFirst } = prep;
+  const nS = prep.streamIds.length;
+  const L = opts.memoryLimit;
+  const P = opts.partSize;
+
+  const role = new Uint8Array(nObj);
+  for (const o of included) role[o] = prep.force[o] ? R_FORCE : R_MERGE_CANDIDATE;
+
+  // Sharing (rule 3) and oversize exclusion (rule 5), until stable.
+  const oversize: number[] = [];
+  let merged: Uint8Array = new Uint8Array(nObj);
+  for (;;) {
+    merged = sharing(prep, role);
+    let changed = false;
+    for (const o of included) {
+      if ((merged[o] || role[o] === R_FORCE) && prep.maxLiveSize[o]! > L) {
+        role[o] = R_NONE;
+        merged[o] = 0;
+        oversize.push(o);
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+
+  // Runs (rule 4 for merged objects, rule 6 for force-split ones). Run ids are assigned when a
+  // run opens, so they follow (streamId, startOffset of the run's first block).
+  const entryRun = new Int32Array(n).fill(-1);
+  const runKind = new Uint8Array(n);
+  const runLen = new Int32Array(n);
+  const runBytes = new Float64Array(n);
+  let nRuns = 0;
+  const fOpenRun = new Int32Array(nObj);
+  const fOpenStream = new Int32Array(nObj).fill(-1);
+  const fLastEnd = new Float64Array(nObj);
+  const split = opts.streamSplitSize;
+  for (let s = 0; s < nS; s++) {
+    let cur = -1;
+    let curEnd = 0;
+    for (let k = sFirst[s]!, b = sFirst[s + 1]!; k < b; k++) {
+      const o = eObj[k]!;
+      let r: number;
+      if (merged[o]) {
+        if (cur >= 0 && eStart[k] !== curEnd) {
+          runKind[cur] = K_SO; // a gap always ends the run and makes it a stream object
+          cur = -1;
+        }
+        if (cur < 0) cur = nRuns++;
+        r = cur;
+        curEnd = eEnd[k]!;
+      } else if (role[o] === R_FORCE) {
+        if (fOpenStream[o] === s && fLastEnd[o] === eStart[k]) {
+          r = fOpenRun[o]!;
+        } else {
+          r = nRuns++;
+          runKind[r] = K_SO;
+          fOpenRun[o] = r;
+          fOpenStream[o] = s;
+        }
+        fLastEnd[o] = eEnd[k]!;
+      } else {
+        continue;
+      }
+      entryRun[k] = r;
+      runLen[r]!++;
+      runBytes[r]! += eSize[k]!;
+    }
+    if (cur >= 0) runKind[cur] = runBytes[cur]! > split ? K_SO : K_SSO;
+  }
+
+  // Output order: every run in (streamId, startOffset) order, stream objects and SSO alike (see
+  // the header comment).
+  const runPos = new Int32Array(nRuns);
+  let m = 0;
+  let ssoStreams = 0;
+  for (let r = 0; r < nRuns; r++) {
+    runPos[r] = m;
+    m += runLen[r]!;
+    if (runKind[r] === K_SSO) ssoStreams++;
+  }
+  const seq = new Int32Array(m);
+  const runOf = new Int32Array(m);
+  for (let k = 0; k < n; k++) {
+    const r = entryRun[k]!;
+    if (r < 0) continue;
+    const p = runPos[r]!++;
+    seq[p] = k;
+    runOf[p] = r;
+  }
+
+  const seqSo = new Int32Array(m);
+  const seqIter = new Int32Array(m);
+  const base = { role, merged, oversize, seq, runOf, runKind, seqSo, seqIter, ssoStreams };
+
+  // Feasibility: every block must fit beside the tail in front of it.
+  let sso = 0;
+  let need = 0;
+  let firstBad = -1;
+  let firstBadTail = 0;
+  let firstBadSso = 0;
+  for (let p = 0; p < m; p++) {
+    const k = seq[p]!;
+    const tail = sso % P;
+    const want = tail + eSize[k]!;
+    if (want > need) need = want;
+    if (want > L && firstBad < 0) {
+      firstBad = p;
+      firstBadTail = tail;
+      firstBadSso = sso;
+    }
+    if (runKind[runOf[p]!] === K_SSO) sso += eSize[k]!;
+  }
+  if (firstBad >= 0) {
+    const k = seq[firstBad]!;
+    const obj = prep.objects[eObj[k]!]!;
+    const memError = new PlanError(
+      'ERR_PLAN_MEMORY_LIMIT',
+      `no plan fits memoryLimit ${humanBytes(L)}: after ${humanBytes(firstBadSso)} of the new SSO the uploader still holds a tail of ` +
+        `${humanBytes(firstBadTail)} (partSize ${humanBytes(P)}), and the next block (object ${obj.meta.objectId} (${obj.key}), stream ` +
+        `${prep.streamIds[prep.eStream[k]!]} [${eStart[k]}, ${eEnd[k]}), ${humanBytes(eSize[k]!)}) needs ${humanBytes(firstBadTail + eSize[k]!)} ` +
+        `in total; the smallest memoryLimit that works for these objects is ${humanBytes(need)} = ${need} bytes (or lower partSize)`,
+      { suggest: { option: 'memoryLimit', value: need } },
+    );
+    return { ...base, memError, soCount: 0, iterationCount: 0 };
+  }
+
+  // Greedy cut (optimal, see the header comment).
+  let iter = 0;
+  let bytes = 0;
+  let tail = 0;
+  sso = 0;
+  let so = -1;
+  let soRun = -1;
+  let soIter = -1;
+  for (let p = 0; p < m; p++) {
+    const k = seq[p]!;
+    const sz = eSize[k]!;
+    if (bytes > 0 && tail + bytes + sz > L) {
+      iter++;
+      bytes = 0;
+      tail = sso % P;
+    }
+    bytes += sz;
+    const r = runOf[p]!;
+    if (runKind[r] === K_SO) {
+      if (r !== soRun || iter !== soIter) {
+        so++;
+        soRun = r;
+        soIter = iter;
+      }
+      seqSo[p] = so;
+    } else {
+      seqSo[p] = -1;
+      sso += sz;
+    }
+    seqIter[p] = iter;
+  }
+  return { ...base, memError: null, soCount: so + 1, iterationCount: m > 0 ? iter + 1 : 0 };
+}
+
+/** Merge candidates that share a stream with another merge candidate. */
+function sharing(prep: Prepared, role: Uint8Array): Uint8Array {
+  const { eObj, sFirst } = prep;
+  const merged = new Uint8Array(prep.nObj);
+  for (let s = 0, nS = prep.streamIds.length; s < nS; s++) {
+    const a = sFirst[s]!;
+    const b = sFirst[s + 1]!;
+    let first = -1;
+    let shared = false;
+    for (let k = a; k < b; k++) {
+      const o = eObj[k]!;
+      if (role[o] !== R_MERGE_CANDIDATE) continue;
+      if (first < 0) first = o;
+      else if (o !== first) {
+        shared = true;
+        break;
+      }
+    }
+    if (!shared) continue;
+    for (let k = a; k < b; k++) {
+      const o = eObj[k]!;
+      if (role[o] === R_MERGE_CANDIDATE) merged[o] = 1;
+    }
+  }
+  return merged;
+}
