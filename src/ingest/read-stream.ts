@@ -1,6 +1,6 @@
 import { MetadataError } from '../errors.js';
 import { decodeDataBlocks, readObjectIndex } from '../format/index.js';
-import type { IndexEntry, StreamRecord } from '../format/types.js';
+import type { StreamRecord } from '../format/types.js';
 import type { MetadataStore } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { throwIfAborted } from '../util/async.js';

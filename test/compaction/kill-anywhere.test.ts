@@ -7,7 +7,6 @@
  * parent kills it on what it sees (requests through a proxy, events on the child's stdout).
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

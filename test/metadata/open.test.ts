@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MetadataError } from '../../src/errors.js';
 import { SCHEMA_VERSION, SqliteMetadataStore } from '../../src/metadata/index.js';
-import { mapError } from '../../src/metadata/sqlite-store.js';
+import { mapError } from '../../src/metadata/sqlite-errors.js';
 import { tempDir } from './helpers.js';
 
 let dir: string;

@@ -1,0 +1,81 @@
+/** Object ids, listings and deletions of `SqliteMetadataStore`. */
+import { OptionsError } from '../errors.js';
+import { assembleSsos, checkObject, int, intArray, optionalInt, soFromRow } from './common.js';
+import type { SqliteInternals } from './sqlite-statements.js';
+import type { LiveObjects, PendingDeletion, StreamSetObjectMetadata } from './types.js';
+
+/**
+ * Expired prepared ranges are kept this long after expiry, so that a late commit of an expired id
+ * is refused (its object may already have been garbage-collected) rather than silently accepted.
+ */
+const EXPIRED_PREPARED_RETENTION_MS = 7 * 24 * 60 * 60_000;
+
+/**
+ * Reserves `count` consecutive ids (never handed out again, even after a restart) for
+ * `opts.ttlMs` (default `preparedTtlMs`). While reserved they are "known" (garbage collection
+ * keeps their objects); committing an id whose reservation expired is refused.
+ */
+export function prepareObjectIds(store: SqliteInternals, count: number, opts?: { ttlMs?: number }): Promise<number> {
+  return store.write('prepareObjectIds', () => {
+    int('count', count, 1);
+    const ttlMs = optionalInt('ttlMs', opts?.ttlMs, store.preparedTtlMs);
+    const now = store.now();
+    store.st.prunePrepared.run(now - EXPIRED_PREPARED_RETENTION_MS);
+    const first = store.st.nextId.get() as number;
+    const end = first + count;
+    if (!Number.isSafeInteger(end)) {
+      throw new OptionsError('count', `${count} ids from ${first} would pass 2^53; ask for fewer`);
+    }
+    store.st.setNextId.run(end);
+    store.st.insertPrepared.run(first, end, now + ttlMs);
+    return first;
+  });
+}
+
+/** Live SSOs of a node by orderId (then objectId), each with its ranges sorted by streamId. */
+export function listStreamSetObjects(store: SqliteInternals, req: { nodeId?: number; streamId?: number; withRanges?: boolean } = {}): Promise<StreamSetObjectMetadata[]> {
+  return store.read('listStreamSetObjects', () => {
+    checkObject('req', req);
+    const nodeId = req.nodeId === undefined ? undefined : int('nodeId', req.nodeId);
+    const streamId = req.streamId === undefined ? undefined : int('streamId', req.streamId);
+    if (req.withRanges === false && streamId === undefined) {
+      const rows = nodeId === undefined ? store.st.allLiveSsos.all() : store.st.liveSsosOfNode.all(nodeId);
+      const ssos = assembleSsos(rows, []);
+      return nodeId === undefined ? ssos.sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId) : ssos;
+    }
+    if (streamId !== undefined) {
+      const ssos = assembleSsos(store.st.liveSsosOfStream.all(streamId), store.st.liveSsoRangesOfStream.all(streamId));
+      return nodeId === undefined ? ssos : ssos.filter((o) => o.nodeId === nodeId);
+    }
+    return nodeId === undefined
+      ? assembleSsos(store.st.allLiveSsos.all(), store.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
+      : assembleSsos(store.st.liveSsosOfNode.all(nodeId), store.st.liveSsoRangesOfNode.all(nodeId));
+  });
+}
+
+/** Every live object: SSOs of all nodes (by nodeId, orderId) and SOs (by streamId, startOffset). */
+export function listAllLiveObjects(store: SqliteInternals): Promise<LiveObjects> {
+  return store.read('listAllLiveObjects', () => ({
+    streamSetObjects: assembleSsos(store.st.allLiveSsos.all(), store.st.allLiveSsoRanges.all()),
+    streamObjects: store.st.allLiveSos.all().map(soFromRow),
+  }));
+}
+
+export function listPendingDeletions(store: SqliteInternals, req: { nowMs?: number; limit?: number } = {}): Promise<PendingDeletion[]> {
+  return store.read('listPendingDeletions', () => {
+    checkObject('req', req);
+    const nowMs = req.nowMs === undefined ? store.now() : int('nowMs', req.nowMs);
+    const limit = optionalInt('limit', req.limit, -1, 1);
+    return store.st.pendingDeletions
+      .all(nowMs, limit)
+      .map((r) => ({ objectId: r.object_id, dueAtMs: r.delete_due_ms }));
+  });
+}
+
+/** Forgets pending deletions. Ids that are unknown or already forgotten are ignored; live objects are never removed. */
+export function completeDeletions(store: SqliteInternals, objectIds: readonly number[]): Promise<void> {
+  return store.write('completeDeletions', () => {
+    intArray('objectIds', objectIds);
+    for (const id of objectIds) store.st.completeDeletion.run(id);
+  });
+}
