@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import type { GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { BandwidthLimiter } from './bandwidth.js';
 import { AbortError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
 import { S3_MIN_PART_SIZE } from './part-size.js';
 import { instrumentClient, RequestSampleSender, type S3RequestListener } from './request-samples.js';
-import { abortReason, backoffDelay, linkedController, raceAbort, sleep } from '../util/async.js';
+import { abortReason, linkedController, raceAbort } from '../util/async.js';
 import type {
   CompletedPart,
   MultipartUploadInfo,
@@ -25,11 +23,9 @@ import {
   DEFAULT_REGION,
   DELETE_BATCH_SIZE,
   DeleteObjectsCommand,
-  GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  MAX_RETRY_DELAY_MS,
   PutObjectCommand,
   settingsOf,
   UploadPartCommand,
@@ -39,14 +35,9 @@ import {
   type S3StorageOptions,
 } from './s3-client.js';
 import { describeTarget, toStorageError, type ErrorContext } from './s3-errors.js';
-import { readBodyInto, type ReadState } from './body.js';
+import { fetchRange, unpooled, type RangeIo } from './fetch-range.js';
 
 export type { S3StorageOptions } from './s3-client.js';
-
-/** A resumed body must bring at least this much (or the rest) to count as progress. */
-const MIN_RESUME_PROGRESS = 64 * 1024;
-/** Resumes of one GET's body, however much each brought. */
-const MAX_BODY_RESUMES = 32;
 
 
 // ---------------------------------------------------------------------------------------------
@@ -67,6 +58,8 @@ export class S3Storage implements ObjectStorage {
   private sampleSender: RequestSampleSender | undefined;
   /** The compactor's bandwidth limit, when its threads were given one (`S3StorageConfig.bandwidth`). */
   private bandwidth: BandwidthLimiter | undefined;
+  /** What fetch-range's GETs use of this storage. */
+  private readonly rangeIo: RangeIo;
 
   constructor(options: S3StorageOptions) {
     validateOptions(options);
@@ -75,6 +68,14 @@ export class S3Storage implements ObjectStorage {
     this.namespace = options.namespace;
     this.minPartSize = options.minPartSize ?? S3_MIN_PART_SIZE;
     this.settings = settingsOf(options);
+    this.rangeIo = {
+      bucket: this.bucket,
+      settings: this.settings,
+      send: (operation, key, command, signal, use) => this.send(operation, key, command, signal, use),
+      storageError: (code, operation, key, message) => this.storageError(code, operation, key, message),
+      err: (err, operation, key) => this.err(err, operation, key),
+      takeBandwidth: (bytes, signal, operation, key) => this.takeBandwidth(bytes, signal, operation, key),
+    };
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
@@ -176,12 +177,6 @@ export class S3Storage implements ObjectStorage {
     });
   }
 
-  /**
-   * GETs bytes [start, end) — or the whole object when `end` is undefined — into one unpooled
-   * ArrayBuffer. A body failing after the headers (cut, reset, stalled) is resumed from the next
-   * byte with If-Match on the first response's ETag; `maxAttempts` bounds consecutive failures
-   * that made no real progress (64 KiB, or the rest), and 32 resumes bound the whole GET.
-   */
   /** Waits for the bandwidth limit (when there is one); an abort while waiting is this request's, typed. */
   private async takeBandwidth(bytes: number, signal: AbortSignal | undefined, operation: string, key: string): Promise<void> {
     if (!this.bandwidth) return;
@@ -192,96 +187,6 @@ export class S3Storage implements ObjectStorage {
     }
   }
 
-  /** Into `into` when given (its `byteLength` is `end - start`), else into a buffer of its own, returned. */
-  private async fetchBytes<T extends RangeSink = Uint8Array<ArrayBuffer>>(
-    operation: string,
-    key: string,
-    start: number,
-    end: number | undefined,
-    signal?: AbortSignal,
-    into?: T,
-  ): Promise<T> {
-    if (end !== undefined) await this.takeBandwidth(end - start, signal, operation, key);
-    const state: ReadState = { pos: 0 };
-    let target: RangeSink | undefined = into ?? (end !== undefined ? unpooled(end - start) : undefined);
-    let etag: string | undefined;
-    let failures = 0;
-    let resumes = 0;
-    for (;;) {
-      const from = start + state.pos;
-      const range = end !== undefined ? `bytes=${from}-${end - 1}` : state.pos > 0 ? `bytes=${from}-` : undefined;
-      const progressBefore = state.pos;
-      const cmd = new GetObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        ...(range !== undefined ? { Range: range } : {}),
-        ...(etag !== undefined ? { IfMatch: etag } : {}),
-      });
-      let bodyError: unknown;
-      try {
-        await this.send<GetObjectCommandOutput, void>(operation, key, cmd, signal, async (out, sig) => {
-          const body = out.Body as Readable | undefined;
-          const length = out.ContentLength;
-          etag ??= out.ETag;
-          const remaining = (target ? target.byteLength : (length ?? 0) + state.pos) - state.pos;
-          if (!target) {
-            if (length === undefined) {
-              destroyBody(body);
-              throw this.storageError('ERR_STORAGE_CONTENT', operation, key, 'the response has no Content-Length');
-            }
-            target = unpooled(length);
-          }
-          if (length !== undefined && length !== remaining) {
-            destroyBody(body);
-            throw this.storageError(
-              'ERR_STORAGE_CONTENT',
-              operation,
-              key,
-              `asked for ${remaining} bytes from byte ${from} but the response has ${length}` +
-                `${out.ContentRange ? ` (Content-Range ${out.ContentRange})` : ''}: the object is ${length < remaining ? 'shorter' : 'longer'} than expected`,
-            );
-          }
-          if (remaining === 0) {
-            destroyBody(body);
-            return;
-          }
-          if (!body) throw this.storageError('ERR_STORAGE_CONTENT', operation, key, 'the response has no body');
-          const t = target;
-          try {
-            await readBodyInto(body, t, state, t.byteLength, this.settings.requestTimeoutMs, sig, () =>
-              this.storageError('ERR_STORAGE_CONTENT', operation, key, `the body is longer than the ${remaining} bytes asked from byte ${from}`),
-            );
-          } catch (err) {
-            bodyError = err;
-            throw err;
-          }
-        });
-        return target as T;
-      } catch (err) {
-        // Errors before the body were retried by the SDK already; content errors and aborts are final.
-        if (bodyError === undefined || !(err instanceof StorageError) || !err.retryable) throw err;
-        // Progress forgives earlier failures, but only real progress: a body cut after a few bytes
-        // every time would otherwise resume forever (a livelock the fault matrix found). Resumes
-        // are bounded in total as well.
-        resumes++;
-        const wanted = (target?.byteLength ?? state.pos) - progressBefore;
-        failures = state.pos - progressBefore >= Math.min(MIN_RESUME_PROGRESS, wanted) ? 1 : failures + 1;
-        if (failures >= this.settings.maxAttempts || resumes >= MAX_BODY_RESUMES) {
-          throw new StorageError(
-            err.code as StorageErrorCode,
-            `${err.message} (body failed ${failures} time(s) in a row and ${resumes} in all, ${state.pos} of ${target?.byteLength ?? '?'} bytes received)`,
-            { operation, key, ...(err.status !== undefined ? { status: err.status } : {}) },
-            { retryable: true, cause: err },
-          );
-        }
-        try {
-          await sleep(backoffDelay(failures, this.settings.retryBaseDelayMs, MAX_RETRY_DELAY_MS), signal);
-        } catch (abortErr) {
-          throw this.err(abortErr, operation, key);
-        }
-      }
-    }
-  }
 
   // -- ObjectStorage --------------------------------------------------------------------------
 
@@ -298,7 +203,7 @@ export class S3Storage implements ObjectStorage {
       if (opts.signal?.aborted) throw this.err(abortReason(opts.signal), 'GetObject', key);
       return unpooled(0);
     }
-    return this.fetchBytes('GetObject', key, start, end, opts.signal);
+    return fetchRange(this.rangeIo, 'GetObject', key, start, end, opts.signal);
   }
 
   /**
@@ -317,11 +222,11 @@ export class S3Storage implements ObjectStorage {
       if (opts.signal?.aborted) throw this.err(abortReason(opts.signal), 'GetObject', key);
       return;
     }
-    await this.fetchBytes('GetObject', key, start, end, opts.signal, sink);
+    await fetchRange(this.rangeIo, 'GetObject', key, start, end, opts.signal, sink);
   }
 
   async getObject(key: string, opts: RequestOptions = {}): Promise<Uint8Array<ArrayBuffer>> {
-    return this.fetchBytes('GetObject', key, 0, undefined, opts.signal);
+    return fetchRange(this.rangeIo, 'GetObject', key, 0, undefined, opts.signal);
   }
 
   async headObject(key: string, opts: RequestOptions = {}): Promise<ObjectInfo | undefined> {
@@ -606,20 +511,6 @@ export class S3Storage implements ObjectStorage {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** A Uint8Array over its own ArrayBuffer (never the Buffer pool): transferable without a copy. */
-function unpooled(length: number): Uint8Array<ArrayBuffer> {
-  const b = Buffer.allocUnsafeSlow(length);
-  return new Uint8Array(b.buffer as ArrayBuffer, b.byteOffset, length);
-}
-
-function destroyBody(body: unknown): void {
-  const b = body as Readable | undefined;
-  if (b && typeof b.destroy === 'function' && !b.destroyed) {
-    b.on('error', () => {});
-    b.destroy();
-  }
-}
 
 function isPrecondition(err: unknown): boolean {
   return err instanceof StorageError && err.code === 'ERR_STORAGE_PRECONDITION';
