@@ -11,21 +11,17 @@
  *
  * The end of an iteration waits only for the uploads of full parts and of objects that close in
  * it; the SSO's tail waits in the merger's part buffer (counted in the budget) until the SSO closes.
+ *
+ * Its pieces: planning (plan-session.ts), one attempt's actors (attempt.ts), the run's ledger of
+ * durable parts (run-ledger.ts), the restart policy (runtime/supervision.ts) and the cleanup of
+ * unfinished uploads (upload-cleanup.ts).
  */
 import type { Logger } from 'pino';
 import { CompactorError, toCompactorError } from '../errors.js';
-import { checkDroppedStillDead } from '../plan/coverage.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
-import {
-  destKey,
-  type PipelineSettings,
-  type PlannerReport,
-  type SupervisorToPlanner,
-  type WholeObject,
-} from '../messages/pipeline.js';
+import { destKey, type PipelineSettings, type WholeObject } from '../messages/pipeline.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
-import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import type { BandwidthHandle } from '../storage/bandwidth.js';
 import { ActorPool } from './runtime/actor-pool.js';
@@ -33,28 +29,16 @@ import type { MemoryBudget } from './runtime/memory-budget.js';
 import type { PipelineInit } from './pipeline-actors.js';
 import { Attempt, PIPELINE_MODULE } from './attempt.js';
 import { RunLedger } from './run-ledger.js';
-import type { PlannerInit } from './planner.js';
+import { PLANNER_MODULE, planOnWorker, type PlannerSession, type PlanRequest } from './plan-session.js';
+import { abortStrays, abortUploads } from './upload-cleanup.js';
 import { outputSpecs } from './segments.js';
 import { backoffDelay, sleep } from '../util/async.js';
 import { runWithRestarts } from './runtime/supervision.js';
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const PLANNER_MODULE = new URL(`./planner${ext}`, import.meta.url);
 const STORAGE_MODULE = new URL(`../storage/s3-storage${ext}`, import.meta.url);
 
-/** A run's plan, made on the planner actor (ended once it has planned). */
-export interface PlannerSession {
-  summary: PlanSummary;
-  table: PlanTable;
-  /** Checks the plan again against stream metadata as it is now; throws PlanError on a hole. */
-  check(streams: StreamMetadata[]): Promise<void>;
-  /**
-   * Takes over the objects read whole at planning (`readWholeWhenFits`) and the budget they hold,
-   * once (for `execute`); `close` gives back what was not taken.
-   */
-  takeWhole(): WholeObject[] | undefined;
-  close(): Promise<void>;
-}
+export type { PlannerSession } from './plan-session.js';
 
 export interface SupervisorDeps {
   storage: ObjectStorage;
@@ -131,64 +115,8 @@ export class Supervisor {
   }
 
   /** Reads indexes and plans on a worker thread; the host's thread only receives the summary. */
-  async plan(req: { candidates: StreamSetObjectMetadata[]; streams: StreamMetadata[]; nowMs: number; signal: AbortSignal }): Promise<PlannerSession> {
-    const { options, budget } = this.deps;
-    // Candidates that fit the memory limit together are read whole: one GET an object for both
-    // its index and its data. Their budget is taken here, before the first byte is read.
-    const total = req.candidates.reduce((n, c) => n + c.objectSize, 0);
-    const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
-    let held = 0;
-    if (readWhole) {
-      await budget.acquire(total, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
-      held = total;
-    }
-    const giveBack = () => {
-      if (held > 0) budget.release(held);
-      held = 0;
-    };
-    const handle = this.actorPool().spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
-      PLANNER_MODULE,
-      'plannerActor',
-      {
-        storage: await this.workerStorage(),
-        candidates: req.candidates,
-        streams: req.streams,
-        nowMs: req.nowMs,
-        options,
-        indexReadConcurrency: options.indexReadConcurrency,
-        readWhole,
-      },
-      // Planning is one long synchronous step: heartbeats pause while it runs.
-      { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs },
-    );
-    const stop = async () => {
-      await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
-    };
-    try {
-      const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
-      await stop();
-      // What the plan does not read (skipped, untouched objects) is not sent: its budget comes back now.
-      const objects = planned.whole ?? [];
-      const kept = objects.reduce((n, o) => n + o.bytes.byteLength, 0);
-      if (held > kept) budget.release(held - kept);
-      held = kept;
-      return {
-        summary: planned.summary,
-        table: planned.table,
-        check: async (streams) => checkDroppedStillDead(planned.dropped, streams),
-        takeWhole: () => {
-          if (held === 0) return undefined;
-          held = 0;
-          return objects;
-        },
-        // Not taken over by a pipeline (the run planned nothing to do, or failed before it).
-        close: async () => giveBack(),
-      };
-    } catch (err) {
-      await stop();
-      giveBack();
-      throw toCompactorError(err);
-    }
+  async plan(req: PlanRequest): Promise<PlannerSession> {
+    return planOnWorker(this.actorPool(), () => this.workerStorage(), this.deps, req);
   }
 
   /** `whole`: objects read whole at planning, with their budget (`PlannerSession.takeWhole`): the first attempt copies from them. */
@@ -277,7 +205,7 @@ export class Supervisor {
     const recover = async (): Promise<void> => {
       await teardown();
       budget.reclaimAll();
-      await this.abortUploads(ledger, (k) => k !== 'sso', runId);
+      await abortUploads(this.deps, ledger, (k) => k !== 'sso', runId);
       ssoHave = ledger.sso?.durableBytes ?? 0;
     };
     const failedEvent = (iteration: number, attempt: number, error: CompactorError, willRetry: boolean, delayMs: number) => {
@@ -336,11 +264,11 @@ export class Supervisor {
           throw new CompactorError('ERR_INTERNAL', `output ${o.key} was not completed although every iteration finished`);
         }
       }
-      await this.abortStrays(outputs.map((o) => o.key), runId);
+      await abortStrays(this.deps, outputs.map((o) => o.key), runId);
       return { objectSizes: ledger.objectSizes, iterations: summary.iterations.length, restarts, bytesRead: ledger.bytesRead, bytesWritten: ledger.bytesWritten };
     } catch (err) {
-      await this.abortUploads(ledger, () => true, runId);
-      await this.abortStrays(outputs.map((o) => o.key), runId);
+      await abortUploads(this.deps, ledger, () => true, runId);
+      await abortStrays(this.deps, outputs.map((o) => o.key), runId);
       // Complete outputs of a failed run are never committed: remove them now (GC would later).
       const done = outputs.filter((o) => ledger.objectSizes.has(destKey(o.dest))).map((o) => o.key);
       if (done.length > 0) await storage.deleteObjects(done).catch(() => {});
@@ -351,38 +279,6 @@ export class Supervisor {
     }
   }
 
-  /** Aborts unfinished multipart uploads (idempotent); a failure here is left to GC. */
-  private async abortUploads(ledger: RunLedger, which: (destKey: string) => boolean, runId: number): Promise<void> {
-    for (const [k, u] of [...ledger.open]) {
-      if (!which(k)) continue;
-      ledger.open.delete(k);
-      if (k === 'sso') ledger.dropSso();
-      await this.deps.storage.abortMultipartUpload(u.key, u.uploadId).then(
-        () => this.deps.emit({ type: 'upload.aborted', runId, key: u.key }),
-        (err: unknown) => this.deps.logger.warn({ err, key: u.key }, 'abort of a multipart upload failed; garbage collection will remove it'),
-      );
-    }
-  }
-
-  /**
-   * Aborts every unfinished multipart upload of the run's output keys. A cancelled attempt can
-   * leave one nobody knows the id of: its CreateMultipartUpload reached S3, but the answer came
-   * after the cancel (or the actor died before it reported the id). Output keys belong to this
-   * run alone (fresh object ids), so whatever is unfinished on them once the run ends is a stray.
-   * Best effort: a store that cannot list uploads leaves them to GC and the bucket's lifecycle rule.
-   */
-  private async abortStrays(keys: readonly string[], runId: number): Promise<void> {
-    const mine = new Set(keys);
-    try {
-      for (const u of await this.deps.storage.listMultipartUploads()) {
-        if (!mine.has(u.key)) continue;
-        await this.deps.storage.abortMultipartUpload(u.key, u.uploadId);
-        this.deps.emit({ type: 'upload.aborted', runId, key: u.key });
-      }
-    } catch (err) {
-      this.deps.logger.debug({ err }, 'could not sweep stray multipart uploads; garbage collection will');
-    }
-  }
 
   /** Ends every worker thread. */
   async close(): Promise<void> {

@@ -1,0 +1,104 @@
+/**
+ * A run's planning, on the planner actor (its own worker thread, ended once it has planned):
+ * the budget of objects read whole is taken before their first byte and handed on with the plan.
+ */
+import { toCompactorError } from '../errors.js';
+import type { ResolvedCompactorOptions } from '../compactor/options.js';
+import type { PlannerReport, SupervisorToPlanner, WholeObject } from '../messages/pipeline.js';
+import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
+import { checkDroppedStillDead } from '../plan/coverage.js';
+import type { PlanSummary, PlanTable } from '../plan/table.js';
+import type { S3StorageConfig } from '../storage/types.js';
+import type { PlannerInit } from './planner.js';
+import type { ActorPool } from './runtime/actor-pool.js';
+import type { MemoryBudget } from './runtime/memory-budget.js';
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+export const PLANNER_MODULE = new URL(`./planner${ext}`, import.meta.url);
+
+/** A run's plan, made on the planner actor (ended once it has planned). */
+export interface PlannerSession {
+  summary: PlanSummary;
+  table: PlanTable;
+  /** Checks the plan again against stream metadata as it is now; throws PlanError on a hole. */
+  check(streams: StreamMetadata[]): Promise<void>;
+  /**
+   * Takes over the objects read whole at planning (`readWholeWhenFits`) and the budget they hold,
+   * once (for `execute`); `close` gives back what was not taken.
+   */
+  takeWhole(): WholeObject[] | undefined;
+  close(): Promise<void>;
+}
+
+export interface PlanRequest {
+  candidates: StreamSetObjectMetadata[];
+  streams: StreamMetadata[];
+  nowMs: number;
+  signal: AbortSignal;
+}
+
+/** Reads indexes and plans on a worker thread of `pool`; the host's thread only receives the summary. */
+export async function planOnWorker(
+  pool: ActorPool,
+  workerStorage: () => Promise<S3StorageConfig>,
+  deps: { options: ResolvedCompactorOptions; budget: MemoryBudget },
+  req: PlanRequest,
+): Promise<PlannerSession> {
+  const { options, budget } = deps;
+  // Candidates that fit the memory limit together are read whole: one GET an object for both
+  // its index and its data. Their budget is taken here, before the first byte is read.
+  const total = req.candidates.reduce((n, c) => n + c.objectSize, 0);
+  const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
+  let held = 0;
+  if (readWhole) {
+    await budget.acquire(total, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
+    held = total;
+  }
+  const giveBack = () => {
+    if (held > 0) budget.release(held);
+    held = 0;
+  };
+  const handle = pool.spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
+    PLANNER_MODULE,
+    'plannerActor',
+    {
+      storage: await workerStorage(),
+      candidates: req.candidates,
+      streams: req.streams,
+      nowMs: req.nowMs,
+      options,
+      indexReadConcurrency: options.indexReadConcurrency,
+      readWhole,
+    },
+    // Planning is one long synchronous step: heartbeats pause while it runs.
+    { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs },
+  );
+  const stop = async () => {
+    await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
+  };
+  try {
+    const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
+    await stop();
+    // What the plan does not read (skipped, untouched objects) is not sent: its budget comes back now.
+    const objects = planned.whole ?? [];
+    const kept = objects.reduce((n, o) => n + o.bytes.byteLength, 0);
+    if (held > kept) budget.release(held - kept);
+    held = kept;
+    return {
+      summary: planned.summary,
+      table: planned.table,
+      check: async (streams) => checkDroppedStillDead(planned.dropped, streams),
+      takeWhole: () => {
+        if (held === 0) return undefined;
+        held = 0;
+        return objects;
+      },
+      // Not taken over by a pipeline (the run planned nothing to do, or failed before it).
+      close: async () => giveBack(),
+    };
+  } catch (err) {
+    await stop();
+    giveBack();
+    throw toCompactorError(err);
+  }
+}
