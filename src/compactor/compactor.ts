@@ -4,9 +4,9 @@ import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
 import { AbortError, FormatError, MetadataError, StateError, toCompactorError, type CompactorError } from '../errors.js';
 import { parseObjectKey } from '../format/keys.js';
-import { ADOPTER_PREFIX, type MetadataStore, type QuarantinedObject, type StreamMetadata, type StreamSetObjectMetadata } from '../metadata/types.js';
+import { ADOPTER_PREFIX, type MetadataStore } from '../metadata/types.js';
 import { idleReason, planCompaction } from '../plan/index.js';
-import type { CompactionPlan, PlanExclusion, PlanInputObject } from '../plan/types.js';
+import type { CompactionPlan, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
 import type { ObjectStorage } from '../storage/types.js';
 import type { S3Storage } from '../storage/s3-storage.js';
@@ -17,6 +17,7 @@ import { Supervisor, type ExecutionResult, type PlannerSession } from '../actors
 import { MemoryBudget } from '../actors/runtime/index.js';
 import type { CompactionReport, CompactorEvent } from './events.js';
 import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
+import { listCandidates, type Candidates, type Quarantined } from './candidates.js';
 import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
 
 /** A commit whose outcome is unknown and could not be read back: nothing of it may be deleted. */
@@ -26,14 +27,6 @@ class KeepOutputs {
 
 /** Damaged sources one run leaves out before it gives up and fails (each costs a replan). */
 const MAX_DAMAGED_PER_RUN = 16;
-/** Above this many (objects x streams of the node), planning does not load metadata ranges. */
-const MAX_RANGES_LOADED = 200_000;
-
-interface Quarantined {
-  objectId: number;
-  code: string;
-  reason: string;
-}
 
 /**
  * Compacts one node's stream set objects. `compactOnce()` runs one compaction: plan on this
@@ -368,53 +361,8 @@ export class Compactor {
     }
   }
 
-  /**
-   * The run's candidates: this node's live SSOs, newest `dataTimeMs` first, at most
-   * `maxObjectsPerRun` (the rest wait for a run soon after), and the metadata of their streams.
-   * Quarantined objects (in metadata, or by this run: `thisRun`) are `held` out, each with its reason.
-   */
-  private async candidates(thisRun: ReadonlyMap<number, Quarantined> = new Map()): Promise<{
-    candidates: StreamSetObjectMetadata[];
-    streams: StreamMetadata[];
-    waiting: PlanExclusion[];
-    held: PlanExclusion[];
-  }> {
-    const { nodeId, maxObjectsPerRun } = this.options;
-    const lean = typeof this.metadata.getStreamsOfNode === 'function';
-    // Ranges let planning check each index against what metadata promises, but a node's ranges
-    // can number in the hundreds of thousands, and a synchronous store would stall the host's
-    // thread loading them: past a bound, planning goes without them.
-    const nodeObjects = lean ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: false }) : undefined;
-    const streamCount = lean && nodeObjects!.length > 0 ? (await this.metadata.getStreamsOfNode!(nodeId)).length : 0;
-    const withRanges = !lean || nodeObjects!.length * streamCount <= MAX_RANGES_LOADED;
-    const all = withRanges ? await this.metadata.listStreamSetObjects({ nodeId, withRanges: true }) : nodeObjects!;
-    // The streams are read AFTER the objects: planning drops the blocks of a stream it has no
-    // metadata for, and an ingest committing between the two reads would otherwise bring an SSO
-    // of a stream that the stream list predates (its records were lost: the many-node test).
-    let nodeStreams = lean ? await this.metadata.getStreamsOfNode!(nodeId) : undefined;
-    if (nodeStreams && withRanges) {
-      const known = new Set(nodeStreams.map((s) => s.streamId));
-      const missing = [...new Set(all.flatMap((o) => o.ranges.map((r) => r.streamId)))].filter((id) => !known.has(id));
-      if (missing.length > 0) nodeStreams = [...nodeStreams, ...(await this.metadata.getStreams(missing))];
-    }
-    const quarantined = new Map<number, QuarantinedObject>();
-    for (const q of (await this.metadata.listQuarantined?.()) ?? []) quarantined.set(q.objectId, q);
-    for (const q of thisRun.values()) if (!quarantined.has(q.objectId)) quarantined.set(q.objectId, { ...q, atMs: Date.now() });
-    const held: PlanExclusion[] = [];
-    const usable = all.filter((o) => {
-      const q = quarantined.get(o.objectId);
-      if (q) held.push({ objectId: o.objectId, key: this.storage.keyOf(o.objectId), code: q.code, reason: `quarantined since ${new Date(q.atMs).toISOString()}: ${q.reason}` });
-      return !q;
-    });
-    const sorted = usable.sort((a, b) => b.dataTimeMs - a.dataTimeMs || b.orderId - a.orderId);
-    const candidates = sorted.slice(0, maxObjectsPerRun);
-    const waiting = sorted.slice(maxObjectsPerRun).map((o) => ({
-      objectId: o.objectId,
-      key: this.storage.keyOf(o.objectId),
-      reason: `more than maxObjectsPerRun (${maxObjectsPerRun}) objects wait`,
-    }));
-    const streams = nodeStreams ?? (await this.metadata.getStreams([...new Set(candidates.flatMap((c) => c.ranges.map((r) => r.streamId)))]));
-    return { candidates, streams, waiting, held };
+  private candidates(thisRun?: ReadonlyMap<number, Quarantined>): Promise<Candidates> {
+    return listCandidates(this.metadata, this.storage, this.options, thisRun);
   }
 
   /**
@@ -443,7 +391,6 @@ export class Compactor {
       log.warn({ err: toCompactorError(err) }, 'deleting compacted objects failed; they stay pending and are deleted by a later run or gc');
     }
   }
-
 
   /** Removes leftovers of killed runs and failed ingests (see `collectGarbage`). */
   async gc(opts: GarbageCollectionOptions = {}): Promise<GarbageCollectionReport> {
