@@ -1,10 +1,9 @@
-/** Node claims, leases and the quarantine of `SqliteMetadataStore` (see MetadataStore for their contracts). */
+/** Node claims, leases and the quarantine of `SqliteMetadataStore` (documented on its methods and in MetadataStore). */
 import { MetadataError } from '../errors.js';
 import { int } from './common.js';
 import type { SqliteInternals } from './sqlite-statements.js';
 import { ADOPTER_PREFIX, type QuarantinedObject } from './types.js';
 
-/** Claims the node for a compactor: its epoch, one more than the last claim's (see MetadataStore). */
 export function claimNode(store: SqliteInternals, req: { nodeId: number; holder: string }): Promise<{ epoch: number }> {
   const nodeId = int('nodeId', req.nodeId);
   return store.write('claimNode', () => {

@@ -1,4 +1,4 @@
-/** Object ids, listings and deletions of `SqliteMetadataStore`. */
+/** Object ids, listings and deletions of `SqliteMetadataStore` (documented on its methods). */
 import { OptionsError } from '../errors.js';
 import { assembleSsos, checkObject, int, intArray, optionalInt, soFromRow } from './common.js';
 import type { SqliteInternals } from './sqlite-statements.js';
@@ -10,11 +10,6 @@ import type { LiveObjects, PendingDeletion, StreamSetObjectMetadata } from './ty
  */
 const EXPIRED_PREPARED_RETENTION_MS = 7 * 24 * 60 * 60_000;
 
-/**
- * Reserves `count` consecutive ids (never handed out again, even after a restart) for
- * `opts.ttlMs` (default `preparedTtlMs`). While reserved they are "known" (garbage collection
- * keeps their objects); committing an id whose reservation expired is refused.
- */
 export function prepareObjectIds(store: SqliteInternals, count: number, opts?: { ttlMs?: number }): Promise<number> {
   return store.write('prepareObjectIds', () => {
     int('count', count, 1);
@@ -32,7 +27,6 @@ export function prepareObjectIds(store: SqliteInternals, count: number, opts?: {
   });
 }
 
-/** Live SSOs of a node by orderId (then objectId), each with its ranges sorted by streamId. */
 export function listStreamSetObjects(store: SqliteInternals, req: { nodeId?: number; streamId?: number; withRanges?: boolean } = {}): Promise<StreamSetObjectMetadata[]> {
   return store.read('listStreamSetObjects', () => {
     checkObject('req', req);
@@ -53,7 +47,6 @@ export function listStreamSetObjects(store: SqliteInternals, req: { nodeId?: num
   });
 }
 
-/** Every live object: SSOs of all nodes (by nodeId, orderId) and SOs (by streamId, startOffset). */
 export function listAllLiveObjects(store: SqliteInternals): Promise<LiveObjects> {
   return store.read('listAllLiveObjects', () => ({
     streamSetObjects: assembleSsos(store.st.allLiveSsos.all(), store.st.allLiveSsoRanges.all()),
@@ -72,7 +65,6 @@ export function listPendingDeletions(store: SqliteInternals, req: { nowMs?: numb
   });
 }
 
-/** Forgets pending deletions. Ids that are unknown or already forgotten are ignored; live objects are never removed. */
 export function completeDeletions(store: SqliteInternals, objectIds: readonly number[]): Promise<void> {
   return store.write('completeDeletions', () => {
     intArray('objectIds', objectIds);

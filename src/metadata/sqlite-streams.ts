@@ -1,4 +1,4 @@
-/** Stream mutations of `SqliteMetadataStore`, each one IMMEDIATE transaction (see sqlite-store.ts). */
+/** Stream mutations of `SqliteMetadataStore`, each one IMMEDIATE transaction (documented on its methods). */
 import { MetadataError } from '../errors.js';
 import { checkObject, int, type StreamRow } from './common.js';
 import type { SqliteInternals } from './sqlite-statements.js';
@@ -21,11 +21,6 @@ export function createStream(store: SqliteInternals, req: { streamId: number; ep
   });
 }
 
-/**
- * Moves the start offset forward (never backwards: a smaller offset is a no-op). It may pass the
- * end offset, which then follows it. Stream objects left with no data at or above the new start
- * are removed (pending deletion after the grace period). A no-op on a deleted stream.
- */
 export function trimStream(store: SqliteInternals, streamId: number, newStartOffset: number): Promise<void> {
   return store.write('trimStream', () => {
     int('streamId', streamId);
@@ -40,7 +35,6 @@ export function trimStream(store: SqliteInternals, streamId: number, newStartOff
   });
 }
 
-/** Marks the stream deleted (idempotent); its stream objects become pending deletions. */
 export function deleteStream(store: SqliteInternals, streamId: number): Promise<void> {
   return store.write('deleteStream', () => {
     int('streamId', streamId);
@@ -52,7 +46,6 @@ export function deleteStream(store: SqliteInternals, streamId: number): Promise<
   });
 }
 
-/** Marks an opened stream closed (idempotent; a no-op on a deleted stream). */
 export function closeStream(store: SqliteInternals, streamId: number): Promise<void> {
   return store.write('closeStream', () => {
     int('streamId', streamId);
