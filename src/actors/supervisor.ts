@@ -279,7 +279,6 @@ export class Supervisor {
     }
   }
 
-
   /** Ends every worker thread. */
   async close(): Promise<void> {
     const pool = this.pool;

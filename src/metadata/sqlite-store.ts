@@ -63,7 +63,7 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly st: Statements;
   /** The snapshot folder of a read-only open that could not read in place. */
   private readonly snapshotDir: string | undefined;
-  /** What the operations in sqlite-streams/-nodes/-commit get of this store. */
+  /** What the operations in sqlite-streams/-objects/-nodes/-commit get of this store. */
   private readonly internals: SqliteInternals;
 
   /**

@@ -29,9 +29,10 @@ export interface RangeIo {
 
 /**
  * GETs bytes [start, end) — or the whole object when `end` is undefined — into `into` when given
- * (its `byteLength` is `end - start`), else into an unpooled ArrayBuffer of its own. A body failing after the headers (cut, reset, stalled) is resumed from the next
- * byte with If-Match on the first response's ETag; `maxAttempts` bounds consecutive failures
- * that made no real progress (64 KiB, or the rest), and 32 resumes bound the whole GET.
+ * (its `byteLength` is `end - start`), else into an unpooled ArrayBuffer of its own. A body
+ * failing after the headers (cut, reset, stalled) is resumed from the next byte with If-Match on
+ * the first response's ETag; `maxAttempts` bounds consecutive failures that made no real
+ * progress (64 KiB, or the rest), and 32 resumes bound the whole GET.
  */
 export async function fetchRange<T extends RangeSink = Uint8Array<ArrayBuffer>>(
   io: RangeIo,
