@@ -50,8 +50,10 @@ export interface SpawnOptions {
 
 
 const here = import.meta.url;
-/** From TypeScript source (vitest, tsx) workers start through the tsx shim; from dist directly. */
-export const ACTOR_WORKER_FILENAME = here.endsWith('.ts') ? new URL('./worker-shim.mjs', here).href : new URL('./actor-worker.js', here).href;
+/** What piscina loads in each thread: CommonJS, see its header. */
+export const ACTOR_WORKER_FILENAME = new URL('./worker-entry.cjs', here).href;
+/** The actor runtime the entry imports: the TypeScript source under vitest and tsx, else dist. */
+const ACTOR_WORKER_MODULE = new URL(here.endsWith('.ts') ? './actor-worker.ts' : './actor-worker.js', here).href;
 
 export class ActorPool {
   readonly threads: number;
@@ -77,7 +79,7 @@ export class ActorPool {
       maxThreads: options.threads,
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
-      workerData: { preload: (options.preload ?? []).map((u) => u.href) },
+      workerData: { actorWorker: ACTOR_WORKER_MODULE, preload: (options.preload ?? []).map((u) => u.href) },
       idleTimeout: 24 * 3600 * 1000,
       // The SDK warns once per thread that Node 20 support ends: keep that out of the host's
       // stderr for the threads we start, without touching the host's own environment.

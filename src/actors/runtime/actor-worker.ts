@@ -1,6 +1,6 @@
 /**
- * The piscina task that hosts one actor for its whole life (worker thread side). Loaded by
- * piscina directly from dist (.js), or through `worker-shim.mjs` when running from TypeScript.
+ * The piscina task that hosts one actor for its whole life (worker thread side). piscina loads
+ * `worker-entry.cjs`, which imports this module.
  */
 import { threadId, type MessagePort, type Transferable } from 'node:worker_threads';
 import { workerData } from 'piscina';
