@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { BandwidthLimiter } from './bandwidth.js';
 import { AbortError, StateError, StorageError, type StorageErrorCode } from '../errors.js';
 import { objectKey } from '../format/keys.js';
@@ -21,11 +20,7 @@ import {
   createS3Client,
   CreateMultipartUploadCommand,
   DEFAULT_REGION,
-  DELETE_BATCH_SIZE,
-  DeleteObjectsCommand,
   HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
   PutObjectCommand,
   settingsOf,
   UploadPartCommand,
@@ -36,6 +31,9 @@ import {
 } from './s3-client.js';
 import { describeTarget, toStorageError, type ErrorContext } from './s3-errors.js';
 import { fetchRange, unpooled, type RangeIo } from './fetch-range.js';
+import { etagOf, isPrecondition, multipartEtag, refusedOverwrite, singlePartEtag } from './s3-conditional.js';
+import { workerConfigOf } from './s3-worker-config.js';
+import { deleteObjects, listMultipartUploads, listObjects, type ListOptions } from './s3-listing.js';
 
 export type { S3StorageOptions } from './s3-client.js';
 
@@ -255,8 +253,7 @@ export class S3Storage implements ObjectStorage {
         () => undefined,
       );
     } catch (err) {
-      // A retry of a PUT whose response was lost finds its own object: that is success.
-      if (!(opts.ifNoneMatch && isPrecondition(err) && (await this.etagIs(key, `"${md5(body)}"`, opts.signal)))) throw this.refusedOverwrite(err, 'PutObject', key);
+      await this.settleRefusal(err, opts, 'PutObject', key, () => singlePartEtag(body));
     }
   }
 
@@ -323,30 +320,19 @@ export class S3Storage implements ObjectStorage {
         () => undefined,
       );
     } catch (err) {
-      // A retried completion that finds the object these parts make (its multipart ETag) is ours.
-      if (!(opts.ifNoneMatch && isPrecondition(err) && (await this.etagIs(key, multipartEtag(sorted), opts.signal)))) throw this.refusedOverwrite(err, 'CompleteMultipartUpload', key);
+      await this.settleRefusal(err, opts, 'CompleteMultipartUpload', key, () => multipartEtag(sorted));
     }
   }
 
-  /** Whether the object at `key` has this ETag now (false when it is missing or unreadable). */
-  private async etagIs(key: string, etag: string | undefined, signal: AbortSignal | undefined): Promise<boolean> {
-    if (etag === undefined) return false;
-    try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), signal ? { abortSignal: signal } : {});
-      return out.ETag === etag;
-    } catch {
-      return false;
-    }
-  }
-
-  private refusedOverwrite(err: unknown, operation: string, key: string): unknown {
-    if (!isPrecondition(err)) return err;
-    return new StorageError(
-      'ERR_STORAGE_PRECONDITION',
-      `${operation} refused to overwrite s3://${this.bucket}/${key}: another object already exists there (If-None-Match: *); its id was handed out twice, or another writer used it`,
-      { operation, key, status: 412 },
-      { cause: err },
-    );
+  /**
+   * A write with If-None-Match that failed: returns when the refusal was of our own object (a
+   * retry whose first attempt's response was lost finds what it wrote), else throws, typed.
+   */
+  private async settleRefusal(err: unknown, opts: WriteOptions, operation: string, key: string, ownEtag: () => string | undefined): Promise<void> {
+    if (!isPrecondition(err)) throw err;
+    const etag = opts.ifNoneMatch ? ownEtag() : undefined;
+    if (etag !== undefined && (await etagOf(this.client, this.bucket, key, opts.signal)) === etag) return;
+    throw refusedOverwrite(err, this.bucket, operation, key);
   }
 
   async abortMultipartUpload(key: string, uploadId: string, opts: RequestOptions = {}): Promise<void> {
@@ -366,137 +352,23 @@ export class S3Storage implements ObjectStorage {
   }
 
   /** `pageSize` (S3Storage only): uploads per ListMultipartUploads page, default the server's (1000). */
-  async listMultipartUploads(opts: RequestOptions & { prefix?: string; pageSize?: number } = {}): Promise<MultipartUploadInfo[]> {
-    const out: MultipartUploadInfo[] = [];
-    let keyMarker: string | undefined;
-    let uploadIdMarker: string | undefined;
-    for (;;) {
-      const page = await this.send(
-        'ListMultipartUploads',
-        opts.prefix,
-        new ListMultipartUploadsCommand({
-          Bucket: this.bucket,
-          ...(opts.prefix !== undefined ? { Prefix: opts.prefix } : {}),
-          ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
-          ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
-          ...(opts.pageSize !== undefined ? { MaxUploads: opts.pageSize } : {}),
-        }),
-        opts.signal,
-        (p: {
-          Uploads?: { Key?: string; UploadId?: string; Initiated?: Date }[];
-          IsTruncated?: boolean;
-          NextKeyMarker?: string;
-          NextUploadIdMarker?: string;
-        }) => p,
-      );
-      for (const u of page.Uploads ?? []) {
-        if (u.Key !== undefined && u.UploadId !== undefined) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated });
-      }
-      if (!page.IsTruncated || (page.NextKeyMarker === undefined && page.NextUploadIdMarker === undefined)) return out;
-      if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) return out; // no progress: stop
-      keyMarker = page.NextKeyMarker;
-      uploadIdMarker = page.NextUploadIdMarker;
-    }
+  async listMultipartUploads(opts: ListOptions = {}): Promise<MultipartUploadInfo[]> {
+    return listMultipartUploads(this.rangeIo, opts);
   }
 
   /** `pageSize` (S3Storage only): keys per ListObjectsV2 page, default the server's (1000). */
-  async listObjects(opts: RequestOptions & { prefix?: string; pageSize?: number } = {}): Promise<ObjectInfo[]> {
-    const out: ObjectInfo[] = [];
-    let token: string | undefined;
-    for (;;) {
-      const page = await this.send(
-        'ListObjectsV2',
-        opts.prefix,
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          ...(opts.prefix !== undefined ? { Prefix: opts.prefix } : {}),
-          ...(token !== undefined ? { ContinuationToken: token } : {}),
-          ...(opts.pageSize !== undefined ? { MaxKeys: opts.pageSize } : {}),
-        }),
-        opts.signal,
-        (p: { Contents?: { Key?: string; Size?: number; LastModified?: Date }[]; IsTruncated?: boolean; NextContinuationToken?: string }) => p,
-      );
-      for (const o of page.Contents ?? []) {
-        if (o.Key !== undefined) out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified });
-      }
-      if (!page.IsTruncated || !page.NextContinuationToken || page.NextContinuationToken === token) return out;
-      token = page.NextContinuationToken;
-    }
+  async listObjects(opts: ListOptions = {}): Promise<ObjectInfo[]> {
+    return listObjects(this.rangeIo, opts);
   }
 
   async deleteObjects(keys: readonly string[], opts: RequestOptions = {}): Promise<void> {
-    const unique = [...new Set(keys)];
-    for (let i = 0; i < unique.length; i += DELETE_BATCH_SIZE) {
-      const batch = unique.slice(i, i + DELETE_BATCH_SIZE);
-      const errors = await this.send(
-        'DeleteObjects',
-        batch[0],
-        new DeleteObjectsCommand({
-          Bucket: this.bucket,
-          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
-        }),
-        opts.signal,
-        (out: { Errors?: { Key?: string; Code?: string; Message?: string }[] }) => out.Errors ?? [],
-      );
-      // A missing key is deleted already.
-      const real = errors.filter((e) => e.Code !== 'NoSuchKey');
-      if (real.length > 0) {
-        const first = real[0]!;
-        const mapped = toStorageError(
-          Object.assign(new Error(first.Message ?? first.Code ?? 'error'), {
-            name: first.Code ?? 'Error',
-            code: first.Code,
-            $metadata: { httpStatusCode: statusOfS3Code(first.Code) },
-          }),
-          'DeleteObjects',
-          first.Key,
-          this.ctx(),
-        );
-        const listed = real
-          .slice(0, 5)
-          .map((e) => `${e.Key ?? '?'} (${e.Code ?? '?'})`)
-          .join(', ');
-        throw new StorageError(
-          mapped instanceof StorageError ? (mapped.code as StorageErrorCode) : 'ERR_STORAGE_UNKNOWN',
-          `DeleteObjects bucket ${this.bucket}: ${real.length} of ${batch.length} keys failed: ${listed}${real.length > 5 ? ', …' : ''}`,
-          { operation: 'DeleteObjects', ...(first.Key !== undefined ? { key: first.Key } : {}) },
-          { retryable: mapped.retryable, cause: mapped },
-        );
-      }
-    }
+    return deleteObjects(this.rangeIo, keys, opts);
   }
 
+  /** Plain configuration from which a worker thread builds its own storage (`fromConfig`). */
   async workerConfig(): Promise<S3StorageConfig> {
-    const base = {
-      bucket: this.bucket,
-      namespace: this.namespace,
-      requestTimeoutMs: this.settings.requestTimeoutMs,
-      maxAttempts: this.settings.maxAttempts,
-      retryBaseDelayMs: this.settings.retryBaseDelayMs,
-    };
-    if (this.ownsClient) {
-      const o = this.options;
-      return {
-        ...base,
-        region: o.region ?? process.env.AWS_REGION ?? DEFAULT_REGION,
-        ...(o.endpoint !== undefined ? { endpoint: o.endpoint } : {}),
-        ...(o.forcePathStyle !== undefined ? { forcePathStyle: o.forcePathStyle } : {}),
-        ...(o.credentials !== undefined ? { credentials: { ...o.credentials } } : {}),
-      };
-    }
-    // A given client: hand its resolved settings to the workers.
-    const config = this.client.config;
-    const region = await config.region();
-    const ep = config.endpoint ? await config.endpoint() : undefined;
-    const creds = await config.credentials();
-    const out: S3StorageConfig = { ...base, region };
-    if (ep) out.endpoint = endpointUrl(ep);
-    if (config.forcePathStyle !== undefined) out.forcePathStyle = config.forcePathStyle;
-    if (creds) {
-      out.credentials = { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey };
-      if (creds.sessionToken !== undefined) out.credentials.sessionToken = creds.sessionToken;
-    }
-    return out;
+    const base = { bucket: this.bucket, namespace: this.namespace, settings: this.settings };
+    return workerConfigOf(this.ownsClient ? { ...base, options: this.options } : { ...base, client: this.client });
   }
 
   close(): void {
@@ -512,52 +384,8 @@ export class S3Storage implements ObjectStorage {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function isPrecondition(err: unknown): boolean {
-  return err instanceof StorageError && err.code === 'ERR_STORAGE_PRECONDITION';
-}
-
-function md5(bytes: Uint8Array): string {
-  return createHash('md5').update(bytes).digest('hex');
-}
-
-/** S3's ETag of a completed multipart upload: the MD5 of the parts' binary MD5s, and their count. */
-function multipartEtag(parts: CompletedPart[]): string | undefined {
-  const digests: Buffer[] = [];
-  for (const p of parts) {
-    const hex = p.etag.replace(/"/g, '');
-    if (!/^[0-9a-f]{32}$/i.test(hex)) return undefined;
-    digests.push(Buffer.from(hex, 'hex'));
-  }
-  return `"${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}"`;
-}
-
 function isNoSuchUpload(err: StorageError): boolean {
   const c = err.cause as { name?: unknown; Code?: unknown } | undefined;
   // AbortMultipartUpload's only 404 is NoSuchUpload (a missing bucket is NoSuchBucket).
   return c?.name !== 'NoSuchBucket' && c?.Code !== 'NoSuchBucket';
-}
-
-function statusOfS3Code(code: string | undefined): number {
-  switch (code) {
-    case 'AccessDenied':
-      return 403;
-    case 'NoSuchBucket':
-    case 'NoSuchKey':
-      return 404;
-    case 'SlowDown':
-      return 503;
-    case 'InternalError':
-    case 'ServiceUnavailable':
-      return 500;
-    default:
-      return 400;
-  }
-}
-
-function endpointUrl(ep: { protocol: string; hostname: string; port?: number; path: string }): string {
-  const protocol = ep.protocol.endsWith(':') ? ep.protocol : `${ep.protocol}:`;
-  const host = ep.hostname.includes(':') && !ep.hostname.startsWith('[') ? `[${ep.hostname}]` : ep.hostname;
-  const port = ep.port !== undefined ? `:${ep.port}` : '';
-  const path = ep.path && ep.path !== '/' ? ep.path : '';
-  return `${protocol}//${host}${port}${path}`;
 }
