@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Subject, type Observable } from 'rxjs';
 import { pino, type Logger } from 'pino';
-import { AbortError, FormatError, MetadataError, StateError, toCompactorError, type CompactorError } from '../errors.js';
+import { AbortError, FormatError, StateError, toCompactorError, type CompactorError } from '../errors.js';
 import { parseObjectKey } from '../format/keys.js';
 import { ADOPTER_PREFIX, type MetadataStore } from '../metadata/types.js';
 import { idleReason, planCompaction } from '../plan/index.js';
@@ -17,13 +17,11 @@ import { Supervisor, type ExecutionResult, type PlannerSession } from '../actors
 import { MemoryBudget } from '../actors/runtime/index.js';
 import type { CompactionReport, CompactorEvent } from './events.js';
 import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
+import { holdRunLease, LeaseKeeper, type LeaseRequest } from './node-lease.js';
+import { idleReport, leftOut } from './report.js';
+import { commitOutputs, deleteOutputs, explainVanished, KeepOutputs } from './outcome.js';
 import { listCandidates, type Candidates, type Quarantined } from './candidates.js';
 import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
-
-/** A commit whose outcome is unknown and could not be read back: nothing of it may be deleted. */
-class KeepOutputs {
-  constructor(readonly error: CompactorError) {}
-}
 
 /** Damaged sources one run leaves out before it gives up and fails (each costs a replan). */
 const MAX_DAMAGED_PER_RUN = 16;
@@ -56,8 +54,8 @@ export class Compactor {
   private readonly holder: string;
   /** Set on the compactor an adopter runs for another node: its lease yields to the home node. */
   private readonly adopted: boolean;
-  /** While started: renews the node lease between runs too, so the node is seen alive. */
-  private keeper: NodeJS.Timeout | undefined;
+  /** The node lease, held between runs while started. */
+  private readonly keeper: LeaseKeeper;
   /** The node this compactor adopted (at most one), and the compactor it runs for it. */
   private adoption: { nodeId: number; compactor: Compactor } | undefined;
   private readonly constructorOptions: CompactorOptions;
@@ -78,6 +76,7 @@ export class Compactor {
     // Embedded in a host, the library logs only through the host's logger: never to stdout by
     // itself, whatever the host's environment says.
     this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.keeper = new LeaseKeeper(opts.metadata, this.leaseRequest(), this.logger);
     this.budget = new MemoryBudget(this.options.memoryLimit);
     this.bandwidth = this.options.bandwidthLimit !== undefined ? new BandwidthLimiter(this.options.bandwidthLimit) : undefined;
     const requestsChannel = `s3sc-requests-${randomUUID()}`;
@@ -128,7 +127,7 @@ export class Compactor {
     let lease: { stop(): Promise<void> } | undefined;
     const { controller, dispose } = linkedController(signal);
     try {
-      lease = await this.holdLease(controller, log);
+      lease = await holdRunLease(this.metadata, this.leaseRequest(), controller, log, this.keeper);
       if (this.metadata.claimNode) {
         // Every run claims the node under the lease: a run still going under an older epoch (a
         // paused process whose lease ran out while another compactor took over) cannot commit.
@@ -154,7 +153,7 @@ export class Compactor {
       }
     } catch (err) {
       // A lost lease aborts the run with its own error, which says more than the abort.
-      const error = await this.explainVanished(toCompactorError(controller.signal.aborted && !signal.aborted ? controller.signal.reason : err));
+      const error = await explainVanished(this.metadata, this.storage.namespace, this.options.nodeId, toCompactorError(controller.signal.aborted && !signal.aborted ? controller.signal.reason : err));
       if (error.code === 'ERR_METADATA_FENCED') {
         // Another compactor owns the node now: never run again (the outputs were removed below).
         this.fenced = error;
@@ -171,73 +170,8 @@ export class Compactor {
     }
   }
 
-  /**
-   * Takes the node's lease for the run (a second compactor of the node fails fast with
-   * ERR_METADATA_NODE_BUSY) and renews it while the run lasts; losing it aborts the run.
-   * A store without leases runs without one.
-   */
-  private async holdLease(controller: AbortController, log: Logger): Promise<{ stop(): Promise<void> } | undefined> {
-    const store = this.metadata;
-    if (!store.acquireNodeLease) return undefined;
-    // The home node takes its lease back from an adopter; an adopter never takes one.
-    const req = { nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs, preemptAdopter: !this.adopted };
-    await store.acquireNodeLease(req);
-    const timer = setInterval(() => {
-      store.acquireNodeLease!(req).catch((err: unknown) => {
-        log.warn({ err }, 'lost the node lease: stopping the run');
-        controller.abort(toCompactorError(err));
-      });
-    }, Math.max(1, Math.floor(this.options.leaseTtlMs / 3)));
-    timer.unref?.();
-    return {
-      stop: async () => {
-        clearInterval(timer);
-        // A started compactor keeps its lease between runs: its node is alive.
-        if (this.keeper) return;
-        await store.releaseNodeLease?.({ nodeId: req.nodeId, holder: req.holder }).catch((err: unknown) => log.warn({ err }, 'releasing the node lease failed; it expires'));
-      },
-    };
-  }
-
-  /**
-   * Commits; when the connection broke with the COMMIT in flight (ERR_METADATA_OUTCOME_UNKNOWN),
-   * reads metadata back: an output that is there means the commit happened (its outputs must
-   * stay), one that is not means it did not. Unreadable: the outcome stays unknown, and the
-   * outputs are left for garbage collection (which keeps what metadata knows).
-   */
-  private async commitOrFindIt(ssoId: number, soIds: number[], req: Parameters<MetadataStore['commitStreamSetObject']>[0]): Promise<void> {
-    try {
-      await this.metadata.commitStreamSetObject(req);
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ERR_METADATA_OUTCOME_UNKNOWN') throw err;
-      const probe = async () => {
-        if (ssoId >= 0) return (await this.metadata.listStreamSetObjects({ nodeId: this.options.nodeId, withRanges: false })).some((o) => o.objectId === ssoId);
-        const first = req.streamObjects[0];
-        return first !== undefined && (await this.metadata.listStreamObjects({ streamId: first.streamId })).some((o) => o.objectId === soIds[0]);
-      };
-      const committed = await probe().catch(() => undefined);
-      if (committed === true) return;
-      if (committed === undefined) throw new KeepOutputs(toCompactorError(err));
-      throw err;
-    }
-  }
-
-  /**
-   * A source that vanished from storage mid-run because another compactor compacted it (and its
-   * grace period ended) is that: ERR_METADATA_OBJECT_NOT_LIVE, like a lost commit race, not a
-   * storage failure to investigate.
-   */
-  private async explainVanished(error: CompactorError): Promise<CompactorError> {
-    if (error.code !== 'ERR_STORAGE_NOT_FOUND') return error;
-    const source = parseObjectKey((error as { key?: string }).key ?? '');
-    if (!source || source.namespace !== this.storage.namespace) return error;
-    const live = await this.metadata.listStreamSetObjects({ nodeId: this.options.nodeId, withRanges: false }).catch(() => undefined);
-    if (!live || live.some((o) => o.objectId === source.objectId)) return error;
-    return new MetadataError(
-      'ERR_METADATA_OBJECT_NOT_LIVE',
-      `source SSO ${source.objectId} is no longer live: another compactor compacted it during this run (and it was deleted from storage); nothing was committed, the next run plans again`,
-      { cause: error },
-    );
+  private leaseRequest(): LeaseRequest {
+    return { nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs, preemptAdopter: !this.adopted };
   }
 
   /** Quarantines an object (when the store can), and says so in the events and the log, once a run. */
@@ -273,30 +207,11 @@ export class Compactor {
         deferred: plan.deferred.length,
       });
       log.info({ iterations: plan.iterations.length, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
-      const untouchedReason = `shares no stream with another candidate: left alone until force split (forceSplitAfterMs ${this.options.forceSplitAfterMs} ms)`;
-      const base = {
-        skipped: plan.skipped.map((s) => ({ objectId: s.objectId, reason: s.reason, ...(s.code !== undefined ? { code: s.code } : {}) })),
-        quarantined: [...quarantined.values()],
-        deferred: plan.deferred.map((s) => ({ objectId: s.objectId, reason: s.reason })),
-        untouched: plan.untouched.map((objectId) => ({ objectId, reason: untouchedReason })),
-      };
+      const base = leftOut(plan, quarantined.values(), this.options.forceSplitAfterMs);
       for (const s of base.skipped) log.warn({ objectId: s.objectId, reason: s.reason }, 'skipped');
       const idle = idleReason(plan, { candidates: candidates.length, nodeId: this.options.nodeId, forceSplitAfterMs: this.options.forceSplitAfterMs });
       if (idle !== null) {
-        const report: CompactionReport = {
-          committed: false,
-          newObjectId: -1,
-          streamObjects: [],
-          compactedObjectIds: [],
-          ...base,
-          idleReason: idle,
-          iterations: 0,
-          restarts: 0,
-          bytesRead: 0,
-          bytesWritten: 0,
-          durationMs: Date.now() - started,
-          peakBudgetBytes: 0,
-        };
+        const report = idleReport(base, idle, Date.now() - started);
         this.events.next({ type: 'run.idle', runId, report });
         log.info({ reason: idle }, 'nothing committed');
         return report;
@@ -314,24 +229,7 @@ export class Compactor {
         // Stream metadata may have moved on while the run read and wrote: check the plan again
         // against what is true now, just before the commit.
         await planner.check(await this.metadata.getStreams(streams.map((s) => s.streamId)));
-        const streamObjects = plan.streamObjects.map((so, i) => ({
-          objectId: soIds[i]!,
-          streamId: so.streamId,
-          startOffset: so.startOffset,
-          endOffset: so.endOffset,
-          objectSize: result.objectSizes.get(`so:${i}`) ?? 0,
-        }));
-        await this.commitOrFindIt(ssoId, soIds, {
-          nodeId: this.options.nodeId,
-          objectId: ssoId,
-          objectSize: plan.sso ? (result.objectSizes.get('sso') ?? 0) : 0,
-          streamRanges: plan.sso ? plan.sso.ranges : [],
-          streamObjects,
-          compactedObjectIds: plan.compactedObjectIds,
-          ...(plan.orderId !== null ? { orderId: plan.orderId } : {}),
-          ...(plan.dataTimeMs !== null ? { dataTimeMs: plan.dataTimeMs } : {}),
-          ...(this.epoch !== undefined ? { fence: { epoch: this.epoch } } : {}),
-        });
+        const streamObjects = await commitOutputs(this.metadata, { plan, result, ssoId, soIds, nodeId: this.options.nodeId, epoch: this.epoch });
         const report: CompactionReport = {
           committed: true,
           newObjectId: ssoId,
@@ -351,9 +249,7 @@ export class Compactor {
       } catch (err) {
         // The commit may have happened: its outputs must stay (GC removes them if it did not).
         if (err instanceof KeepOutputs) throw err.error;
-        // Complete but uncommitted outputs are leftovers: remove them now (GC would, later).
-        const keys = [...result.objectSizes.keys()].map((d) => this.storage.keyOf(d === 'sso' ? ssoId : soIds[Number(d.slice(3))]!));
-        await this.storage.deleteObjects(keys).catch(() => {});
+        await deleteOutputs(this.storage, result, ssoId, soIds);
         throw err;
       }
     } finally {
@@ -402,28 +298,8 @@ export class Compactor {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
     if (this.fenced) throw this.fenced;
     if (this.timer) return;
-    this.startKeeper();
+    this.keeper.start();
     this.schedule(0);
-  }
-
-  /** Renews the node lease every third of its ttl while started (a failure is logged: the next run says more). */
-  private startKeeper(): void {
-    const store = this.metadata;
-    if (this.keeper || !store.acquireNodeLease) return;
-    const renew = () =>
-      void store
-        .acquireNodeLease!({ nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs, preemptAdopter: !this.adopted })
-        .catch((err: unknown) => this.logger.warn({ err }, 'renewing the node lease failed'));
-    renew();
-    this.keeper = setInterval(renew, Math.max(1, Math.floor(this.options.leaseTtlMs / 3)));
-    this.keeper.unref?.();
-  }
-
-  private async stopKeeper(): Promise<void> {
-    if (!this.keeper) return;
-    clearInterval(this.keeper);
-    this.keeper = undefined;
-    await this.metadata.releaseNodeLease?.({ nodeId: this.options.nodeId, holder: this.holder }).catch(() => {});
   }
 
   /**
@@ -439,7 +315,7 @@ export class Compactor {
       const compactor = new Compactor({ ...this.constructorOptions, nodeId, logger: this.logger.child({ adoptedNode: nodeId }) }, { holder: `${ADOPTER_PREFIX}${this.holder}`, adopted: true });
       compactor.events$.subscribe({ next: (e) => this.events.next(e) });
       // Held between its runs too: no other adopter takes the node while this one has it.
-      compactor.startKeeper();
+      compactor.keeper.start();
       this.adoption = { nodeId, compactor };
       this.logger.warn({ adoptedNode: nodeId }, 'adopting an expired node: compacting its SSOs under its id');
     }
@@ -489,7 +365,7 @@ export class Compactor {
     await this.running?.catch(() => {});
     await this.adoption?.compactor.close();
     this.adoption = undefined;
-    await this.stopKeeper();
+    await this.keeper.stop();
     await this.supervisor.close();
     this.stopRequestSamples();
     this.events.complete();
