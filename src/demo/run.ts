@@ -29,7 +29,8 @@ import type { CompactorEvent } from '../compactor/events.js';
 import { SqliteMetadataStore } from '../metadata/index.js';
 import { S3Storage } from '../storage/index.js';
 import { createBucket, demoCredentials, demoRegion, FAUXQS_MAX_BODY, startS3, type S3Server } from './s3-server.js';
-import { ingestTraffic, verifyTraffic } from './traffic.js';
+import { ingestTraffic } from './traffic.js';
+import { verifyTraffic } from './verify-traffic.js';
 
 const MiB = 1024 * 1024;
 
