@@ -26,11 +26,14 @@ export async function holdRunLease(
 ): Promise<{ stop(): Promise<void> } | undefined> {
   if (!store.acquireNodeLease) return undefined;
   await store.acquireNodeLease(req);
+  const renewals = new Renewals();
   const timer = setInterval(() => {
-    store.acquireNodeLease!(req).catch((err: unknown) => {
-      log.warn({ err }, 'lost the node lease: stopping the run');
-      controller.abort(toCompactorError(err));
-    });
+    renewals.track(
+      store.acquireNodeLease!(req).catch((err: unknown) => {
+        log.warn({ err }, 'lost the node lease: stopping the run');
+        controller.abort(toCompactorError(err));
+      }),
+    );
   }, renewEvery(req));
   timer.unref?.();
   return {
@@ -38,6 +41,7 @@ export async function holdRunLease(
       clearInterval(timer);
       // A started compactor keeps its lease between runs: its node is alive.
       if (keeper.active) return;
+      await renewals.settled();
       await store.releaseNodeLease?.({ nodeId: req.nodeId, holder: req.holder }).catch((err: unknown) => log.warn({ err }, 'releasing the node lease failed; it expires'));
     },
   };
@@ -46,6 +50,7 @@ export async function holdRunLease(
 /** Holds the node lease between runs while a compactor is started, so its node is seen alive. */
 export class LeaseKeeper {
   #timer: NodeJS.Timeout | undefined;
+  readonly #renewals = new Renewals();
 
   constructor(
     private readonly store: MetadataStore,
@@ -61,7 +66,7 @@ export class LeaseKeeper {
   start(): void {
     const store = this.store;
     if (this.#timer || !store.acquireNodeLease) return;
-    const renew = () => void store.acquireNodeLease!(this.req).catch((err: unknown) => this.logger.warn({ err }, 'renewing the node lease failed'));
+    const renew = () => this.#renewals.track(store.acquireNodeLease!(this.req).catch((err: unknown) => this.logger.warn({ err }, 'renewing the node lease failed')));
     renew();
     this.#timer = setInterval(renew, renewEvery(this.req));
     this.#timer.unref?.();
@@ -71,7 +76,27 @@ export class LeaseKeeper {
     if (!this.#timer) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+    await this.#renewals.settled();
     await this.store.releaseNodeLease?.({ nodeId: this.req.nodeId, holder: this.req.holder }).catch(() => {});
+  }
+}
+
+/**
+ * Renewals still in flight. A release must wait for them: on a store whose calls can overtake
+ * each other (PostgreSQL, one connection each), a renewal that lands after the release takes the
+ * lease again (regression: the node then stayed busy for a whole ttl after the run).
+ */
+class Renewals {
+  readonly #pending = new Set<Promise<void>>();
+
+  /** `p` must not reject (renewals handle their own failures). */
+  track(p: Promise<void>): void {
+    this.#pending.add(p);
+    void p.finally(() => this.#pending.delete(p));
+  }
+
+  async settled(): Promise<void> {
+    await Promise.all(this.#pending);
   }
 }
 
