@@ -26,22 +26,16 @@ export async function holdRunLease(
 ): Promise<{ stop(): Promise<void> } | undefined> {
   if (!store.acquireNodeLease) return undefined;
   await store.acquireNodeLease(req);
-  const renewals = new Renewals();
-  const timer = setInterval(() => {
-    renewals.track(
-      store.acquireNodeLease!(req).catch((err: unknown) => {
-        log.warn({ err }, 'lost the node lease: stopping the run');
-        controller.abort(toCompactorError(err));
-      }),
-    );
-  }, renewEvery(req));
-  timer.unref?.();
+  const renewer = new Renewer(store, req, (err) => {
+    log.warn({ err }, 'lost the node lease: stopping the run');
+    controller.abort(toCompactorError(err));
+  });
+  renewer.start();
   return {
     stop: async () => {
-      clearInterval(timer);
+      await renewer.stop();
       // A started compactor keeps its lease between runs: its node is alive.
       if (keeper.active) return;
-      await renewals.settled();
       await store.releaseNodeLease?.({ nodeId: req.nodeId, holder: req.holder }).catch((err: unknown) => log.warn({ err }, 'releasing the node lease failed; it expires'));
     },
   };
@@ -49,57 +43,69 @@ export async function holdRunLease(
 
 /** Holds the node lease between runs while a compactor is started, so its node is seen alive. */
 export class LeaseKeeper {
-  #timer: NodeJS.Timeout | undefined;
-  readonly #renewals = new Renewals();
+  readonly #renewer: Renewer;
 
   constructor(
     private readonly store: MetadataStore,
     private readonly req: LeaseRequest,
-    private readonly logger: Logger,
+    logger: Logger,
+  ) {
+    // A failure is logged: the next run says more.
+    this.#renewer = new Renewer(store, req, (err) => logger.warn({ err }, 'renewing the node lease failed'));
+  }
+
+  get active(): boolean {
+    return this.#renewer.active;
+  }
+
+  /** Renews now and every third of the ttl. */
+  start(): void {
+    if (this.active || !this.store.acquireNodeLease) return;
+    this.#renewer.start(true);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.active) return;
+    await this.#renewer.stop();
+    await this.store.releaseNodeLease?.({ nodeId: this.req.nodeId, holder: this.req.holder }).catch(() => {});
+  }
+}
+
+/**
+ * Renews a lease every third of its ttl until stopped. `stop()` also waits for the renewals in
+ * flight, so that a release comes after them: on a store whose calls can overtake each other
+ * (PostgreSQL, one connection each), a renewal that lands after the release takes the lease
+ * again (regression: the node then stayed busy for a whole ttl after the run).
+ */
+class Renewer {
+  #timer: NodeJS.Timeout | undefined;
+  readonly #pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly req: LeaseRequest,
+    private readonly onError: (err: unknown) => void,
   ) {}
 
   get active(): boolean {
     return this.#timer !== undefined;
   }
 
-  /** Renews now and every third of the ttl (a failure is logged: the next run says more). */
-  start(): void {
-    const store = this.store;
-    if (this.#timer || !store.acquireNodeLease) return;
-    const renew = () => this.#renewals.track(store.acquireNodeLease!(this.req).catch((err: unknown) => this.logger.warn({ err }, 'renewing the node lease failed')));
-    renew();
-    this.#timer = setInterval(renew, renewEvery(this.req));
+  start(now = false): void {
+    if (now) this.#renew();
+    this.#timer = setInterval(() => this.#renew(), Math.max(1, Math.floor(this.req.ttlMs / 3)));
     this.#timer.unref?.();
   }
 
   async stop(): Promise<void> {
-    if (!this.#timer) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.#renewals.settled();
-    await this.store.releaseNodeLease?.({ nodeId: this.req.nodeId, holder: this.req.holder }).catch(() => {});
+    await Promise.all(this.#pending);
   }
-}
 
-/**
- * Renewals still in flight. A release must wait for them: on a store whose calls can overtake
- * each other (PostgreSQL, one connection each), a renewal that lands after the release takes the
- * lease again (regression: the node then stayed busy for a whole ttl after the run).
- */
-class Renewals {
-  readonly #pending = new Set<Promise<void>>();
-
-  /** `p` must not reject (renewals handle their own failures). */
-  track(p: Promise<void>): void {
+  #renew(): void {
+    const p = this.store.acquireNodeLease!(this.req).catch(this.onError);
     this.#pending.add(p);
     void p.finally(() => this.#pending.delete(p));
   }
-
-  async settled(): Promise<void> {
-    await Promise.all(this.#pending);
-  }
-}
-
-function renewEvery(req: LeaseRequest): number {
-  return Math.max(1, Math.floor(req.ttlMs / 3));
 }
