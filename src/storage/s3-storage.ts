@@ -15,15 +15,10 @@ import type {
   WriteOptions,
 } from './types.js';
 import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
   createS3Client,
-  CreateMultipartUploadCommand,
   DEFAULT_REGION,
   HeadObjectCommand,
-  PutObjectCommand,
   settingsOf,
-  UploadPartCommand,
   validateOptions,
   type ResolvedSettings,
   type S3Client,
@@ -31,7 +26,8 @@ import {
 } from './s3-client.js';
 import { describeTarget, toStorageError, type ErrorContext } from './s3-errors.js';
 import { fetchRange, unpooled, type RangeIo } from './fetch-range.js';
-import { etagOf, isPrecondition, multipartEtag, refusedOverwrite, singlePartEtag } from './s3-conditional.js';
+import { etagOf } from './s3-conditional.js';
+import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, putObject, uploadPart, type WriteIo } from './s3-writes.js';
 import { workerConfigOf } from './s3-worker-config.js';
 import { deleteObjects, listMultipartUploads, listObjects, type ListOptions } from './s3-listing.js';
 
@@ -58,6 +54,8 @@ export class S3Storage implements ObjectStorage {
   private bandwidth: BandwidthLimiter | undefined;
   /** What fetch-range's GETs use of this storage. */
   private readonly rangeIo: RangeIo;
+  /** What the writes (s3-writes.ts) use of this storage. */
+  private readonly writeIo: WriteIo;
 
   constructor(options: S3StorageOptions) {
     validateOptions(options);
@@ -74,6 +72,7 @@ export class S3Storage implements ObjectStorage {
       err: (err, operation, key) => this.err(err, operation, key),
       takeBandwidth: (bytes, signal, operation, key) => this.takeBandwidth(bytes, signal, operation, key),
     };
+    this.writeIo = { ...this.rangeIo, etagNow: (key, signal) => etagOf(this.client, this.bucket, key, signal) };
     if (options.client) {
       this.client = options.client;
       this.ownsClient = false;
@@ -243,112 +242,23 @@ export class S3Storage implements ObjectStorage {
   }
 
   async putObject(key: string, body: Uint8Array, opts: WriteOptions = {}): Promise<void> {
-    await this.takeBandwidth(body.byteLength, opts.signal, 'PutObject', key);
-    try {
-      await this.send(
-        'PutObject',
-        key,
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.byteLength, ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}) }),
-        opts.signal,
-        () => undefined,
-      );
-    } catch (err) {
-      await this.settleRefusal(err, opts, 'PutObject', key, () => singlePartEtag(body));
-    }
+    return putObject(this.writeIo, key, body, opts);
   }
 
   async createMultipartUpload(key: string, opts: RequestOptions = {}): Promise<string> {
-    return this.send(
-      'CreateMultipartUpload',
-      key,
-      new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }),
-      opts.signal,
-      (out: { UploadId?: string }) => {
-        if (!out.UploadId) throw this.storageError('ERR_STORAGE_UNKNOWN', 'CreateMultipartUpload', key, 'the response has no UploadId');
-        return out.UploadId;
-      },
-    );
+    return createMultipartUpload(this.writeIo, key, opts);
   }
 
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, opts: RequestOptions = {}): Promise<CompletedPart> {
-    if (!Number.isSafeInteger(partNumber) || partNumber < 1 || partNumber > 10_000) {
-      throw new StorageError('ERR_STORAGE_INVALID_REQUEST', `UploadPart s3://${this.bucket}/${key}: part number ${partNumber} is not in 1..10000`, {
-        operation: 'UploadPart',
-        key,
-      });
-    }
-    await this.takeBandwidth(body.byteLength, opts.signal, 'UploadPart', key);
-    return this.send(
-      'UploadPart',
-      key,
-      new UploadPartCommand({
-        Bucket: this.bucket,
-        Key: key,
-        UploadId: uploadId,
-        PartNumber: partNumber,
-        Body: body,
-        ContentLength: body.byteLength,
-      }),
-      opts.signal,
-      (out: { ETag?: string }) => {
-        if (!out.ETag) throw this.storageError('ERR_STORAGE_UNKNOWN', 'UploadPart', key, `part ${partNumber}: the response has no ETag`);
-        return { partNumber, etag: out.ETag };
-      },
-    );
+    return uploadPart(this.writeIo, key, uploadId, partNumber, body, opts);
   }
 
   async completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts: WriteOptions = {}): Promise<void> {
-    if (parts.length === 0) {
-      throw new StorageError('ERR_STORAGE_INVALID_REQUEST', `CompleteMultipartUpload s3://${this.bucket}/${key}: no parts`, {
-        operation: 'CompleteMultipartUpload',
-        key,
-      });
-    }
-    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
-    try {
-      await this.send(
-        'CompleteMultipartUpload',
-        key,
-        new CompleteMultipartUploadCommand({
-          Bucket: this.bucket,
-          Key: key,
-          UploadId: uploadId,
-          MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
-          ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
-        }),
-        opts.signal,
-        () => undefined,
-      );
-    } catch (err) {
-      await this.settleRefusal(err, opts, 'CompleteMultipartUpload', key, () => multipartEtag(sorted));
-    }
-  }
-
-  /**
-   * A write with If-None-Match that failed: returns when the refusal was of our own object (a
-   * retry whose first attempt's response was lost finds what it wrote), else throws, typed.
-   */
-  private async settleRefusal(err: unknown, opts: WriteOptions, operation: string, key: string, ownEtag: () => string | undefined): Promise<void> {
-    if (!isPrecondition(err)) throw err;
-    const etag = opts.ifNoneMatch ? ownEtag() : undefined;
-    if (etag !== undefined && (await etagOf(this.client, this.bucket, key, opts.signal)) === etag) return;
-    throw refusedOverwrite(err, this.bucket, operation, key);
+    return completeMultipartUpload(this.writeIo, key, uploadId, parts, opts);
   }
 
   async abortMultipartUpload(key: string, uploadId: string, opts: RequestOptions = {}): Promise<void> {
-    try {
-      await this.send(
-        'AbortMultipartUpload',
-        key,
-        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }),
-        opts.signal,
-        () => undefined,
-      );
-    } catch (err) {
-      // Idempotent: an upload that is gone (aborted or completed) is what we wanted.
-      if (err instanceof StorageError && err.code === 'ERR_STORAGE_NOT_FOUND' && isNoSuchUpload(err)) return;
-      throw err;
-    }
+    return abortMultipartUpload(this.writeIo, key, uploadId, opts);
   }
 
   /** `pageSize` (S3Storage only): uploads per ListMultipartUploads page, default the server's (1000). */
@@ -383,9 +293,3 @@ export class S3Storage implements ObjectStorage {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-function isNoSuchUpload(err: StorageError): boolean {
-  const c = err.cause as { name?: unknown; Code?: unknown } | undefined;
-  // AbortMultipartUpload's only 404 is NoSuchUpload (a missing bucket is NoSuchBucket).
-  return c?.name !== 'NoSuchBucket' && c?.Code !== 'NoSuchBucket';
-}

@@ -1,0 +1,131 @@
+import { StorageError } from '../errors.js';
+import type { RangeIo } from './fetch-range.js';
+import { isPrecondition, multipartEtag, refusedOverwrite, singlePartEtag } from './s3-conditional.js';
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from './s3-client.js';
+import type { CompletedPart, RequestOptions, WriteOptions } from './types.js';
+
+/**
+ * S3Storage's writes: single PUTs and multipart uploads, each request retried by the SDK only.
+ * A conditional write (If-None-Match) refused by S3 is told apart from our own retried write by
+ * the ETag our bytes make (see s3-conditional.ts).
+ */
+
+export type WriteIo = Pick<RangeIo, 'bucket' | 'send' | 'storageError' | 'takeBandwidth'> & {
+  /** The object's ETag now, or undefined when it is missing or cannot be read. */
+  etagNow(key: string, signal: AbortSignal | undefined): Promise<string | undefined>;
+};
+
+export async function putObject(io: WriteIo, key: string, body: Uint8Array, opts: WriteOptions): Promise<void> {
+  await io.takeBandwidth(body.byteLength, opts.signal, 'PutObject', key);
+  try {
+    await io.send(
+      'PutObject',
+      key,
+      new PutObjectCommand({ Bucket: io.bucket, Key: key, Body: body, ContentLength: body.byteLength, ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}) }),
+      opts.signal,
+      () => undefined,
+    );
+  } catch (err) {
+    await settleRefusal(io, err, opts, 'PutObject', key, () => singlePartEtag(body));
+  }
+}
+
+export async function createMultipartUpload(io: WriteIo, key: string, opts: RequestOptions): Promise<string> {
+  return io.send(
+    'CreateMultipartUpload',
+    key,
+    new CreateMultipartUploadCommand({ Bucket: io.bucket, Key: key }),
+    opts.signal,
+    (out: { UploadId?: string }) => {
+      if (!out.UploadId) throw io.storageError('ERR_STORAGE_UNKNOWN', 'CreateMultipartUpload', key, 'the response has no UploadId');
+      return out.UploadId;
+    },
+  );
+}
+
+export async function uploadPart(io: WriteIo, key: string, uploadId: string, partNumber: number, body: Uint8Array, opts: RequestOptions): Promise<CompletedPart> {
+  if (!Number.isSafeInteger(partNumber) || partNumber < 1 || partNumber > 10_000) {
+    throw new StorageError('ERR_STORAGE_INVALID_REQUEST', `UploadPart s3://${io.bucket}/${key}: part number ${partNumber} is not in 1..10000`, {
+      operation: 'UploadPart',
+      key,
+    });
+  }
+  await io.takeBandwidth(body.byteLength, opts.signal, 'UploadPart', key);
+  return io.send(
+    'UploadPart',
+    key,
+    new UploadPartCommand({
+      Bucket: io.bucket,
+      Key: key,
+      UploadId: uploadId,
+      PartNumber: partNumber,
+      Body: body,
+      ContentLength: body.byteLength,
+    }),
+    opts.signal,
+    (out: { ETag?: string }) => {
+      if (!out.ETag) throw io.storageError('ERR_STORAGE_UNKNOWN', 'UploadPart', key, `part ${partNumber}: the response has no ETag`);
+      return { partNumber, etag: out.ETag };
+    },
+  );
+}
+
+export async function completeMultipartUpload(io: WriteIo, key: string, uploadId: string, parts: CompletedPart[], opts: WriteOptions): Promise<void> {
+  if (parts.length === 0) {
+    throw new StorageError('ERR_STORAGE_INVALID_REQUEST', `CompleteMultipartUpload s3://${io.bucket}/${key}: no parts`, {
+      operation: 'CompleteMultipartUpload',
+      key,
+    });
+  }
+  const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
+  try {
+    await io.send(
+      'CompleteMultipartUpload',
+      key,
+      new CompleteMultipartUploadCommand({
+        Bucket: io.bucket,
+        Key: key,
+        UploadId: uploadId,
+        MultipartUpload: { Parts: sorted.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })) },
+        ...(opts.ifNoneMatch ? { IfNoneMatch: '*' } : {}),
+      }),
+      opts.signal,
+      () => undefined,
+    );
+  } catch (err) {
+    await settleRefusal(io, err, opts, 'CompleteMultipartUpload', key, () => multipartEtag(sorted));
+  }
+}
+
+/**
+ * A write with If-None-Match that failed: returns when the refusal was of our own object (a
+ * retry whose first attempt's response was lost finds what it wrote), else throws, typed.
+ */
+async function settleRefusal(io: WriteIo, err: unknown, opts: WriteOptions, operation: string, key: string, ownEtag: () => string | undefined): Promise<void> {
+  if (!isPrecondition(err)) throw err;
+  const etag = opts.ifNoneMatch ? ownEtag() : undefined;
+  if (etag !== undefined && (await io.etagNow(key, opts.signal)) === etag) return;
+  throw refusedOverwrite(err, io.bucket, operation, key);
+}
+
+export async function abortMultipartUpload(io: WriteIo, key: string, uploadId: string, opts: RequestOptions): Promise<void> {
+  try {
+    await io.send(
+      'AbortMultipartUpload',
+      key,
+      new AbortMultipartUploadCommand({ Bucket: io.bucket, Key: key, UploadId: uploadId }),
+      opts.signal,
+      () => undefined,
+    );
+  } catch (err) {
+    // Idempotent: an upload that is gone (aborted or completed) is what we wanted.
+    if (err instanceof StorageError && err.code === 'ERR_STORAGE_NOT_FOUND' && isNoSuchUpload(err)) return;
+    throw err;
+  }
+}
+
+function isNoSuchUpload(err: StorageError): boolean {
+  const c = err.cause as { name?: unknown; Code?: unknown } | undefined;
+  // AbortMultipartUpload's only 404 is NoSuchUpload (a missing bucket is NoSuchBucket).
+  return c?.name !== 'NoSuchBucket' && c?.Code !== 'NoSuchBucket';
+}
