@@ -15,7 +15,7 @@ const INT8 = 20;
 
 export type Tx = pg.PoolClient;
 
-/** The database's clock: due times never depend on a node's. */
+/** NOW, read in `c`'s transaction. */
 export async function dbNow(c: Tx): Promise<number> {
   return (await c.query<{ now: number }>(`SELECT ${NOW} AS now`)).rows[0]!.now;
 }
