@@ -8,7 +8,8 @@ import type { Subscription } from 'rxjs';
 import type { PipelineReport, SupervisorToPipeline } from '../messages/pipeline.js';
 import type { PipelineInit } from './pipeline-actors.js';
 import type { RunLedger } from './run-ledger.js';
-import { cancelAll, firstFailure, type ActorHandle } from './runtime/actor-handle.js';
+import type { ActorHandle } from './runtime/actor-handle.js';
+import { cancelAll, firstFailure } from './runtime/supervision.js';
 import type { ActorPool } from './runtime/actor-pool.js';
 import { withDeadline } from '../util/async.js';
 

@@ -310,22 +310,3 @@ export class ActorHandle<In extends Message = never, Out extends Message = never
     this.#ended.resolve(this.#error ? 'failed' : outcome);
   }
 }
-
-/** The first failure among `handles`, with the handle that failed. Never rejects. */
-export function firstFailure<H extends { readonly failure: Promise<CompactorError> }>(handles: readonly H[]): Promise<{ handle: H; error: CompactorError }> {
-  return Promise.race(handles.map((handle) => handle.failure.then((error) => ({ handle, error }))));
-}
-
-/**
- * Cancels every actor (in parallel) within `deadlineMs`; actors that do not ack are terminated.
- * Then waits for all of them to end. Resolves with the actors that failed to ack.
- */
-export async function cancelAll<H extends Pick<ActorHandle, 'cancel' | 'ended'>>(
-  handles: readonly H[],
-  options: { deadlineMs?: number; reason?: string } = {},
-): Promise<H[]> {
-  const results = await Promise.allSettled(handles.map((h) => h.cancel(options)));
-  const unresponsive = handles.filter((_, i) => results[i]!.status === 'rejected');
-  await Promise.all(handles.map((h) => h.ended));
-  return unresponsive;
-}

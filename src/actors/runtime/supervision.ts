@@ -1,6 +1,7 @@
 import type { Observer } from 'rxjs';
 import { AbortError, toCompactorError, type CompactorError } from '../../errors.js';
 import { abortReason, backoffDelay, linkedController, sleep } from '../../util/async.js';
+import type { ActorHandle } from './actor-handle.js';
 
 /**
  * Restart policy of the supervisor: run `attemptFn`; a retryable failure restarts it after an
@@ -80,4 +81,23 @@ export async function runWithRestarts<T>(attemptFn: (attempt: number, signal: Ab
       link.dispose();
     }
   }
+}
+
+/** The first failure among `handles`, with the handle that failed. Never rejects. */
+export function firstFailure<H extends { readonly failure: Promise<CompactorError> }>(handles: readonly H[]): Promise<{ handle: H; error: CompactorError }> {
+  return Promise.race(handles.map((handle) => handle.failure.then((error) => ({ handle, error }))));
+}
+
+/**
+ * Cancels every actor (in parallel) within `deadlineMs`; actors that do not ack are terminated.
+ * Then waits for all of them to end. Resolves with the actors that failed to ack.
+ */
+export async function cancelAll<H extends Pick<ActorHandle, 'cancel' | 'ended'>>(
+  handles: readonly H[],
+  options: { deadlineMs?: number; reason?: string } = {},
+): Promise<H[]> {
+  const results = await Promise.allSettled(handles.map((h) => h.cancel(options)));
+  const unresponsive = handles.filter((_, i) => results[i]!.status === 'rejected');
+  await Promise.all(handles.map((h) => h.ended));
+  return unresponsive;
 }
