@@ -26,8 +26,7 @@ import {
 } from './s3-client.js';
 import { describeTarget, toStorageError, type ErrorContext } from './s3-errors.js';
 import { fetchRange, unpooled, type RangeIo } from './fetch-range.js';
-import { etagOf } from './s3-conditional.js';
-import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, putObject, uploadPart, type WriteIo } from './s3-writes.js';
+import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, etagOf, putObject, uploadPart, type WriteIo } from './s3-writes.js';
 import { workerConfigOf } from './s3-worker-config.js';
 import { deleteObjects, listMultipartUploads, listObjects, type ListOptions } from './s3-listing.js';
 

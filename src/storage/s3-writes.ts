@@ -1,13 +1,14 @@
+import { createHash } from 'node:crypto';
 import { StorageError } from '../errors.js';
 import type { RangeIo } from './fetch-range.js';
-import { isPrecondition, multipartEtag, refusedOverwrite, singlePartEtag } from './s3-conditional.js';
-import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from './s3-client.js';
+import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from './s3-client.js';
 import type { CompletedPart, RequestOptions, WriteOptions } from './types.js';
 
 /**
  * S3Storage's writes: single PUTs and multipart uploads, each request retried by the SDK only.
- * A conditional write (If-None-Match) refused by S3 is told apart from our own retried write by
- * the ETag our bytes make (see s3-conditional.ts).
+ * A conditional write (If-None-Match: *) that S3 refuses may be our own retry whose first
+ * attempt landed but whose response was lost: the object there then has the ETag our bytes make,
+ * and the write has succeeded (`settleRefusal`).
  */
 
 export type WriteIo = Pick<RangeIo, 'bucket' | 'send' | 'storageError' | 'takeBandwidth'> & {
@@ -128,4 +129,45 @@ function isNoSuchUpload(err: StorageError): boolean {
   const c = err.cause as { name?: unknown; Code?: unknown } | undefined;
   // AbortMultipartUpload's only 404 is NoSuchUpload (a missing bucket is NoSuchBucket).
   return c?.name !== 'NoSuchBucket' && c?.Code !== 'NoSuchBucket';
+}
+
+// -- conditional writes --------------------------------------------------------------------
+
+function isPrecondition(err: unknown): boolean {
+  return err instanceof StorageError && err.code === 'ERR_STORAGE_PRECONDITION';
+}
+
+/** The object's ETag now, or undefined when it is missing or cannot be read. */
+export async function etagOf(client: S3Client, bucket: string, key: string, signal: AbortSignal | undefined): Promise<string | undefined> {
+  try {
+    const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), signal ? { abortSignal: signal } : {});
+    return out.ETag;
+  } catch {
+    return undefined;
+  }
+}
+
+/** S3's ETag of an object written by one PutObject: the MD5 of its bytes. */
+function singlePartEtag(body: Uint8Array): string {
+  return `"${createHash('md5').update(body).digest('hex')}"`;
+}
+
+/** S3's ETag of a completed multipart upload: the MD5 of the parts' binary MD5s, and their count. */
+function multipartEtag(parts: CompletedPart[]): string | undefined {
+  const digests: Buffer[] = [];
+  for (const p of parts) {
+    const hex = p.etag.replace(/"/g, '');
+    if (!/^[0-9a-f]{32}$/i.test(hex)) return undefined;
+    digests.push(Buffer.from(hex, 'hex'));
+  }
+  return `"${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${parts.length}"`;
+}
+
+function refusedOverwrite(err: unknown, bucket: string, operation: string, key: string): StorageError {
+  return new StorageError(
+    'ERR_STORAGE_PRECONDITION',
+    `${operation} refused to overwrite s3://${bucket}/${key}: another object already exists there (If-None-Match: *); its id was handed out twice, or another writer used it`,
+    { operation, key, status: 412 },
+    { cause: err },
+  );
 }
