@@ -5,7 +5,7 @@ import { pino, type Logger } from 'pino';
 import { AbortError, FormatError, StateError, toCompactorError, type CompactorError } from '../errors.js';
 import { parseObjectKey } from '../format/keys.js';
 import { ADOPTER_PREFIX, type MetadataStore } from '../metadata/types.js';
-import { idleReason, planCompaction } from '../plan/index.js';
+import { planCompaction } from '../plan/index.js';
 import type { CompactionPlan, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
 import type { ObjectStorage } from '../storage/types.js';
@@ -13,13 +13,14 @@ import type { S3Storage } from '../storage/s3-storage.js';
 import { listenRequestSamples, type S3RequestSample } from '../storage/request-samples.js';
 import { linkedController } from '../util/async.js';
 import { BandwidthLimiter } from '../storage/bandwidth.js';
-import { Supervisor, type ExecutionResult, type PlannerSession } from '../actors/supervisor.js';
+import { Supervisor } from '../actors/supervisor.js';
 import { MemoryBudget } from '../actors/runtime/index.js';
 import type { CompactionReport, CompactorEvent } from './events.js';
 import { collectGarbage, deleteDueObjects, type GarbageCollectionOptions, type GarbageCollectionReport } from './gc.js';
 import { holdRunLease, LeaseKeeper, type LeaseRequest } from './node-lease.js';
-import { idleReport, leftOut } from './report.js';
-import { commitOutputs, deleteOutputs, explainVanished, KeepOutputs } from './outcome.js';
+import { explainVanished } from './outcome.js';
+import { runPass, type PassContext } from './pass.js';
+import { Adoption } from './adoption.js';
 import { listCandidates, type Candidates, type Quarantined } from './candidates.js';
 import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
 
@@ -56,8 +57,8 @@ export class Compactor {
   private readonly adopted: boolean;
   /** The node lease, held between runs while started. */
   private readonly keeper: LeaseKeeper;
-  /** The node this compactor adopted (at most one), and the compactor it runs for it. */
-  private adoption: { nodeId: number; compactor: Compactor } | undefined;
+  /** The expired node this compactor compacts besides its own, if any. */
+  private readonly adoption: Adoption;
   private readonly constructorOptions: CompactorOptions;
   private readonly stopRequestSamples: () => void;
   /** The running run's epoch for the node (claimNode); undefined: the store does not fence. */
@@ -76,6 +77,7 @@ export class Compactor {
     // Embedded in a host, the library logs only through the host's logger: never to stdout by
     // itself, whatever the host's environment says.
     this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.adoption = new Adoption(opts.metadata, this.options.nodeId, this.logger, (nodeId) => this.adopt(nodeId));
     this.keeper = new LeaseKeeper(opts.metadata, this.leaseRequest(), this.logger);
     this.budget = new MemoryBudget(this.options.memoryLimit);
     this.bandwidth = this.options.bandwidthLimit !== undefined ? new BandwidthLimiter(this.options.bandwidthLimit) : undefined;
@@ -138,7 +140,7 @@ export class Compactor {
       await this.deleteDue(controller.signal, log);
       for (;;) {
         try {
-          return await this.attempt(runId, started, log, quarantined, controller.signal);
+          return await runPass(this.passContext(runId, log, quarantined), { runId, started, log, quarantined, signal: controller.signal });
         } catch (err) {
           const source = err instanceof FormatError ? parseObjectKey(err.key) : undefined;
           // A FormatError naming one of our sources is that object's damage, not the run's:
@@ -174,6 +176,19 @@ export class Compactor {
     return { nodeId: this.options.nodeId, holder: this.holder, ttlMs: this.options.leaseTtlMs, preemptAdopter: !this.adopted };
   }
 
+  private passContext(runId: number, log: Logger, quarantined: Map<number, Quarantined>): PassContext {
+    return {
+      options: this.options,
+      storage: this.storage,
+      metadata: this.metadata,
+      supervisor: this.supervisor,
+      budget: this.budget,
+      epoch: this.epoch,
+      emit: (e) => this.events.next(e),
+      quarantine: (q) => this.quarantine(runId, log, quarantined, q),
+    };
+  }
+
   /** Quarantines an object (when the store can), and says so in the events and the log, once a run. */
   private async quarantine(runId: number, log: Logger, done: Map<number, Quarantined>, q: Quarantined): Promise<void> {
     if (done.has(q.objectId)) return;
@@ -181,80 +196,6 @@ export class Compactor {
     await this.metadata.quarantineObject?.(q);
     this.events.next({ type: 'object.quarantined', runId, ...q });
     log.warn({ objectId: q.objectId, code: q.code, reason: q.reason }, 'object quarantined: left out of compaction until released');
-  }
-
-  /** One plan and its execution; what `quarantined` holds is left out (with what metadata quarantined before). */
-  private async attempt(runId: number, started: number, log: Logger, quarantined: Map<number, Quarantined>, signal: AbortSignal): Promise<CompactionReport> {
-    let planner: PlannerSession | undefined;
-    try {
-      const { candidates, streams, waiting, held } = await this.candidates(quarantined);
-      // Index parsing and planning run on a worker: this thread only gets the summary.
-      planner = await this.supervisor.plan({ candidates, streams, nowMs: Date.now(), signal });
-      const plan = planner.summary;
-      plan.deferred.push(...waiting);
-      for (const x of plan.skipped) {
-        if (x.quarantine) await this.quarantine(runId, log, quarantined, { objectId: x.objectId, code: x.code ?? 'ERR_PLAN_INVALID', reason: x.reason });
-      }
-      plan.skipped.push(...held);
-      this.events.next({
-        type: 'run.planned',
-        runId,
-        iterations: plan.iterations.length,
-        bytesToRead: plan.totals.bytesToRead,
-        compactedObjects: plan.compactedObjectIds.length,
-        streamObjects: plan.streamObjects.length,
-        skipped: plan.skipped.length,
-        deferred: plan.deferred.length,
-      });
-      log.info({ iterations: plan.iterations.length, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
-      const base = leftOut(plan, quarantined.values(), this.options.forceSplitAfterMs);
-      for (const s of base.skipped) log.warn({ objectId: s.objectId, reason: s.reason }, 'skipped');
-      const idle = idleReason(plan, { candidates: candidates.length, nodeId: this.options.nodeId, forceSplitAfterMs: this.options.forceSplitAfterMs });
-      if (idle !== null) {
-        const report = idleReport(base, idle, Date.now() - started);
-        this.events.next({ type: 'run.idle', runId, report });
-        log.info({ reason: idle }, 'nothing committed');
-        return report;
-      }
-      const outputCount = (plan.sso ? 1 : 0) + plan.streamObjects.length;
-      const firstId = outputCount > 0 ? await this.metadata.prepareObjectIds(outputCount) : -1;
-      const ssoId = plan.sso ? firstId : -1;
-      const soIds = plan.streamObjects.map((_, i) => firstId + (plan.sso ? 1 : 0) + i);
-      this.budget.resetHighWater();
-      const result: ExecutionResult =
-        plan.iterations.length > 0
-          ? await this.supervisor.execute({ runId, summary: plan, table: planner.table, ssoId, soIds, whole: planner.takeWhole(), signal })
-          : { objectSizes: new Map(), iterations: 0, restarts: 0, bytesRead: 0, bytesWritten: 0 };
-      try {
-        // Stream metadata may have moved on while the run read and wrote: check the plan again
-        // against what is true now, just before the commit.
-        await planner.check(await this.metadata.getStreams(streams.map((s) => s.streamId)));
-        const streamObjects = await commitOutputs(this.metadata, { plan, result, ssoId, soIds, nodeId: this.options.nodeId, epoch: this.epoch });
-        const report: CompactionReport = {
-          committed: true,
-          newObjectId: ssoId,
-          streamObjects,
-          compactedObjectIds: plan.compactedObjectIds,
-          ...base,
-          iterations: result.iterations,
-          restarts: result.restarts,
-          bytesRead: result.bytesRead,
-          bytesWritten: result.bytesWritten,
-          durationMs: Date.now() - started,
-          peakBudgetBytes: this.budget.highWater,
-        };
-        this.events.next({ type: 'run.committed', runId, report });
-        log.info({ durationMs: report.durationMs, restarts: report.restarts, bytesWritten: report.bytesWritten }, 'committed');
-        return report;
-      } catch (err) {
-        // The commit may have happened: its outputs must stay (GC removes them if it did not).
-        if (err instanceof KeepOutputs) throw err.error;
-        await deleteOutputs(this.storage, result, ssoId, soIds);
-        throw err;
-      }
-    } finally {
-      await planner?.close();
-    }
   }
 
   private candidates(thisRun?: ReadonlyMap<number, Quarantined>): Promise<Candidates> {
@@ -309,30 +250,15 @@ export class Compactor {
    */
   async adoptOnce(opts: { signal?: AbortSignal } = {}): Promise<(CompactionReport & { nodeId: number }) | undefined> {
     if (this.closed) throw new StateError('ERR_CLOSED', 'the compactor is closed');
-    if (!this.adoption) {
-      const [nodeId] = (await this.metadata.listExpiredNodes?.({ excludeNodeId: this.options.nodeId })) ?? [];
-      if (nodeId === undefined) return undefined;
-      const compactor = new Compactor({ ...this.constructorOptions, nodeId, logger: this.logger.child({ adoptedNode: nodeId }) }, { holder: `${ADOPTER_PREFIX}${this.holder}`, adopted: true });
-      compactor.events$.subscribe({ next: (e) => this.events.next(e) });
-      // Held between its runs too: no other adopter takes the node while this one has it.
-      compactor.keeper.start();
-      this.adoption = { nodeId, compactor };
-      this.logger.warn({ adoptedNode: nodeId }, 'adopting an expired node: compacting its SSOs under its id');
-    }
-    const { nodeId, compactor } = this.adoption;
-    try {
-      return { ...(await compactor.compactOnce(opts)), nodeId };
-    } catch (err) {
-      const e = toCompactorError(err);
-      if (e.code === 'ERR_METADATA_FENCED' || e.code === 'ERR_METADATA_NODE_BUSY') {
-        // The home node (or another adopter) has it now: let it go.
-        this.logger.info({ adoptedNode: nodeId, code: e.code }, 'adoption ended: the node is taken');
-        this.adoption = undefined;
-        await compactor.close();
-        return undefined;
-      }
-      throw e;
-    }
+    return this.adoption.once(opts);
+  }
+
+  private adopt(nodeId: number): Compactor {
+    const compactor = new Compactor({ ...this.constructorOptions, nodeId, logger: this.logger.child({ adoptedNode: nodeId }) }, { holder: `${ADOPTER_PREFIX}${this.holder}`, adopted: true });
+    compactor.events$.subscribe({ next: (e) => this.events.next(e) });
+    // Held between its runs too: no other adopter takes the node while this one has it.
+    compactor.keeper.start();
+    return compactor;
   }
 
   private schedule(delayMs: number): void {
@@ -363,8 +289,7 @@ export class Compactor {
     this.timer = undefined;
     this.lifetime.abort(new AbortError('the compactor was closed'));
     await this.running?.catch(() => {});
-    await this.adoption?.compactor.close();
-    this.adoption = undefined;
+    await this.adoption.close();
     await this.keeper.stop();
     await this.supervisor.close();
     this.stopRequestSamples();
