@@ -5,19 +5,14 @@
  */
 import type { MessagePort, Transferable, Worker } from 'node:worker_threads';
 import { Subject, type Observable } from 'rxjs';
-import {
-  AbortError,
-  CompactorError,
-  TimeoutError,
-  WorkerError,
-  deserializeError,
-} from '../../errors.js';
+import { AbortError, CompactorError, TimeoutError, WorkerError, deserializeError } from '../../errors.js';
 import { deferred, onAbort, abortReason, type Deferred } from '../../util/async.js';
 import type { ActorOutcome, ControlFromActor, ControlToActor, RuntimeToActor } from '../../messages/control.js';
 import { TypedPort } from '../../messages/typed-port.js';
 import type { Message, MessageOf } from '../../messages/types.js';
 import type { ActorTaskResult } from './actor-worker.js';
 import { raceWorker, wrapPort, type RaceOptions, type Remote } from './rpc.js';
+import { threadFailure } from './supervision.js';
 
 export type ActorState = 'starting' | 'running' | 'ended';
 
@@ -101,7 +96,7 @@ export class ActorHandle<In extends Message = never, Out extends Message = never
       (err: unknown) => {
         this.#taskSettled = true;
         this.#killed = true;
-        if (!this.#error) this.#fail(this.#threadError(err));
+        if (!this.#error) this.#fail(threadFailure(this.name, err, this.#init.abort.signal.aborted));
         void this.#finish('failed');
       },
     );
@@ -269,20 +264,6 @@ export class ActorHandle<In extends Message = never, Out extends Message = never
     this.#fail(err);
     for (const w of this.#ackWaiters.splice(0)) w.reject(err);
     void this.terminate(err.message);
-  }
-
-  #threadError(err: unknown): CompactorError {
-    const e = err instanceof Error ? err : new Error(String(err));
-    if (e.name === 'AbortError' && this.#init.abort.signal.aborted) {
-      return new WorkerError('ERR_WORKER_EXITED', `actor ${this.name} was terminated`, { cause: e });
-    }
-    if (/worker exited with code/i.test(e.message)) {
-      return new WorkerError('ERR_WORKER_EXITED', `actor ${this.name}: the worker thread exited (${e.message})`, { cause: e });
-    }
-    if (/terminating worker thread|pool is closed/i.test(e.message)) {
-      return new WorkerError('ERR_WORKER_EXITED', `actor ${this.name}: ${e.message}`, { cause: e });
-    }
-    return new WorkerError('ERR_WORKER_CRASHED', `actor ${this.name}: the worker thread crashed: ${e.message}`, { cause: e });
   }
 
   async #finish(outcome: ActorOutcome): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Observer } from 'rxjs';
-import { AbortError, toCompactorError, type CompactorError } from '../../errors.js';
+import { AbortError, WorkerError, toCompactorError, type CompactorError } from '../../errors.js';
 import { abortReason, backoffDelay, linkedController, sleep } from '../../util/async.js';
 import type { ActorHandle } from './actor-handle.js';
 
@@ -100,4 +100,22 @@ export async function cancelAll<H extends Pick<ActorHandle, 'cancel' | 'ended'>>
   const unresponsive = handles.filter((_, i) => results[i]!.status === 'rejected');
   await Promise.all(handles.map((h) => h.ended));
   return unresponsive;
+}
+
+/**
+ * What the rejection of an actor's piscina task means: the thread was terminated (by us, when
+ * `terminated`), it exited, or it crashed.
+ */
+export function threadFailure(actor: string, err: unknown, terminated: boolean): WorkerError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  if (e.name === 'AbortError' && terminated) {
+    return new WorkerError('ERR_WORKER_EXITED', `actor ${actor} was terminated`, { cause: e });
+  }
+  if (/worker exited with code/i.test(e.message)) {
+    return new WorkerError('ERR_WORKER_EXITED', `actor ${actor}: the worker thread exited (${e.message})`, { cause: e });
+  }
+  if (/terminating worker thread|pool is closed/i.test(e.message)) {
+    return new WorkerError('ERR_WORKER_EXITED', `actor ${actor}: ${e.message}`, { cause: e });
+  }
+  return new WorkerError('ERR_WORKER_CRASHED', `actor ${actor}: the worker thread crashed: ${e.message}`, { cause: e });
 }
