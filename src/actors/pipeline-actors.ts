@@ -20,10 +20,10 @@ import {
 } from '../messages/pipeline.js';
 import { objectKey } from '../format/index.js';
 import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
-import type { S3StorageConfig } from '../storage/types.js';
 import { iterationSegments, outputSpecs } from './segments.js';
 import { deferred, raceAbort, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
+import { threadStorage } from './thread-storage.js';
 import { Reader } from './reader.js';
 import { Uploader } from './uploader.js';
 
@@ -62,12 +62,6 @@ function outputsOf(init: RunInit, withEntries: boolean): OutputSpec[] {
   );
 }
 
-/** Loaded on demand: the SDK is most of a cold worker's start, and the planner's thread loads its own. */
-async function openStorage(config: S3StorageConfig) {
-  const { S3Storage } = await import('../storage/s3-storage.js');
-  return S3Storage.fromConfig(config);
-}
-
 /** Bytes the plan copies from each source object, by key. */
 function neededBytes(blocks: PlanBlocks): Map<string, number> {
   const needed = new Map<string, number>();
@@ -91,7 +85,7 @@ interface IterationWork {
 export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineReport> = async (ctx) => {
   const { init, signal, budget } = ctx;
   const { settings } = init;
-  const storage = await openStorage(settings.storage);
+  const storage = await threadStorage(settings.storage);
   const blocks = new PlanBlocks(init.table);
   const done = new Set(init.done);
   const toReader = new LocalChannel<IterationWork>({ window: 1, name: 'iterations→reader' });
@@ -166,6 +160,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
     // Whatever was sent and never taken is still counted: give it back.
     r2m.drain((d) => budget.release(d.bytes));
     m2u.drain((d) => d.bytes > 0 && budget.release(d.bytes));
-    storage.close();
+    // The storage stays with the thread (thread-storage.ts); the requests of this attempt are reported now.
+    storage.flushRequestSamples();
   }
 };

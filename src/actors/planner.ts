@@ -11,11 +11,11 @@ import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.
 import type { PlannerReport, SupervisorToPlanner } from '../messages/pipeline.js';
 import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '../plan/index.js';
 import type { PlanInputObject, PlannerOptions } from '../plan/types.js';
-import { S3Storage } from '../storage/s3-storage.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
 import { allocFreeable } from '../util/freeable.js';
 import type { Actor } from './runtime/actor-context.js';
+import { threadStorage } from './thread-storage.js';
 
 export interface PlannerInit {
   storage: S3StorageConfig;
@@ -77,7 +77,7 @@ export async function readIndexes(
 
 export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport> = async (ctx) => {
   const { init } = ctx;
-  const storage = S3Storage.fromConfig(init.storage);
+  const storage = await threadStorage(init.storage);
   try {
     const bytes: (Uint8Array | undefined)[] | undefined = init.readWhole ? [] : undefined;
     const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal, bytes);
@@ -92,6 +92,7 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
     // (that the dropped blocks are still dead) is the small `dropped` summary, on the host.
     ctx.send({ type: 'planned', summary: summarizePlan(plan), table, dropped, ...(whole ? { whole } : {}) }, whole?.map((o) => o.bytes.buffer as ArrayBuffer) ?? []);
   } finally {
-    storage.close();
+    // The storage stays with the thread (thread-storage.ts); the index reads are reported now.
+    storage.flushRequestSamples();
   }
 };

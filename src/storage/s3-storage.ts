@@ -280,6 +280,11 @@ export class S3Storage implements ObjectStorage {
     return workerConfigOf(this.ownsClient ? { ...base, options: this.options } : { ...base, client: this.client });
   }
 
+  /** Posts the request samples not sent yet: an actor's last requests reach the metrics when it ends. */
+  flushRequestSamples(): void {
+    this.sampleSender?.flush();
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

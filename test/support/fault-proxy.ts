@@ -128,6 +128,8 @@ export interface FaultProxy {
   readonly target: string;
   /** Every request seen, in arrival order. */
   readonly requests: ProxiedRequest[];
+  /** TCP connections clients opened to the proxy so far. */
+  readonly connections: number;
   addRule(spec: RuleSpec): RuleHandle;
   /** Removes all rules (the request log is kept; `requests.length = 0` clears it). */
   clear(): void;
@@ -139,6 +141,15 @@ export interface FaultProxy {
   count(op?: S3Operation): number;
   /** Stops the proxy and destroys every open socket (stalled ones included). */
   close(): Promise<void>;
+}
+
+/** Raw header pairs without Connection and Keep-Alive: the proxy's own server decides those. */
+function withoutConnectionHeaders(raw: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (!/^(connection|keep-alive)$/i.test(raw[i]!)) out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
 }
 
 /** The S3 operation of a path-style request, from its method and query. */
@@ -205,7 +216,11 @@ interface Rule {
   emitter: EventEmitter;
 }
 
-export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
+/**
+ * `keepAlive`: keep the clients' connections open whatever the server says. moto closes every
+ * connection after its response (real S3 does not): a test of connection reuse needs this.
+ */
+export async function startFaultProxy(targetUrl: string, opts: { keepAlive?: boolean } = {}): Promise<FaultProxy> {
   const target = new URL(targetUrl);
   if (target.protocol !== 'http:') throw new Error(`fault proxy: only http targets are supported, got ${targetUrl}`);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
@@ -316,7 +331,7 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
               return;
             }
             entry.status = upRes.statusCode;
-            res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, upRes.rawHeaders);
+            res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, opts.keepAlive ? withoutConnectionHeaders(upRes.rawHeaders) : upRes.rawHeaders);
             events.emit('response', entry);
             if (a.type === 'pass' || a.type === 'delay' || req.method === 'HEAD') {
               upRes.pipe(res);
@@ -381,7 +396,9 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     }
   });
 
+  let connections = 0;
   server.on('connection', (s: Socket) => {
+    connections++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
@@ -413,6 +430,9 @@ export async function startFaultProxy(targetUrl: string): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     target: targetUrl,
     requests,
+    get connections() {
+      return connections;
+    },
     addRule(spec) {
       const rule: Rule = {
         spec,
