@@ -6,6 +6,10 @@
  * the code and custom fields of an Error.
  */
 
+import type { CompactorErrorCode, FormatErrorCode, MetadataErrorCode, PlanErrorCode, StorageErrorCode, WorkerErrorCode } from './error-codes.js';
+
+export type * from './error-codes.js';
+
 export interface CompactorErrorOptions {
   cause?: unknown;
   retryable?: boolean;
@@ -29,7 +33,7 @@ function classNames(proto: object | null): string[] {
 }
 
 export class CompactorError extends Error {
-  readonly code: string;
+  readonly code: CompactorErrorCode;
   readonly retryable: boolean;
   override readonly cause?: unknown;
 
@@ -40,7 +44,7 @@ export class CompactorError extends Error {
     return Array.isArray(names) && names.includes(this.name);
   }
 
-  constructor(code: string, message: string, options: CompactorErrorOptions = {}) {
+  constructor(code: CompactorErrorCode, message: string, options: CompactorErrorOptions = {}) {
     super(message);
     Object.defineProperty(this, BRAND, { value: classNames(new.target.prototype) });
     this.name = new.target.name;
@@ -74,16 +78,6 @@ export class FormatError extends CompactorError {
   }
 }
 
-export type FormatErrorCode =
-  | 'ERR_FORMAT_TRUNCATED'
-  | 'ERR_FORMAT_FOOTER_MAGIC'
-  | 'ERR_FORMAT_BLOCK_MAGIC'
-  | 'ERR_FORMAT_RECORD_MAGIC'
-  | 'ERR_FORMAT_INDEX_BOUNDS'
-  | 'ERR_FORMAT_LENGTH_MISMATCH'
-  | 'ERR_FORMAT_UNSAFE_INTEGER'
-  | 'ERR_FORMAT_INVALID_INPUT';
-
 /** A failed object-storage request. `retryable` follows S3 semantics (5xx, SlowDown, resets, timeouts). */
 export class StorageError extends CompactorError {
   readonly operation: string;
@@ -105,38 +99,11 @@ export class StorageError extends CompactorError {
   }
 }
 
-export type StorageErrorCode =
-  | 'ERR_STORAGE_UNAVAILABLE' // 5xx, SlowDown, connection reset/refused: retryable
-  | 'ERR_STORAGE_TIMEOUT' // request or socket timeout: retryable
-  | 'ERR_STORAGE_NOT_FOUND' // NoSuchKey, NoSuchBucket, NoSuchUpload
-  | 'ERR_STORAGE_ACCESS_DENIED'
-  | 'ERR_STORAGE_PRECONDITION' // conditional write refused
-  | 'ERR_STORAGE_INVALID_REQUEST' // EntityTooSmall, InvalidPart, other 4xx
-  | 'ERR_STORAGE_CONTENT' // body shorter/longer than asked
-  | 'ERR_STORAGE_UNKNOWN';
-
 export class MetadataError extends CompactorError {
   constructor(code: MetadataErrorCode, message: string, options: CompactorErrorOptions = {}) {
     super(code, message, options);
   }
 }
-
-export type MetadataErrorCode =
-  | 'ERR_METADATA_NOT_A_DATABASE'
-  | 'ERR_METADATA_SCHEMA_TOO_NEW'
-  | 'ERR_METADATA_OBJECT_NOT_LIVE'
-  | 'ERR_METADATA_STREAM_NOT_FOUND'
-  | 'ERR_METADATA_STREAM_EXISTS'
-  | 'ERR_METADATA_INVALID_COMMIT'
-  | 'ERR_METADATA_IO'
-  | 'ERR_METADATA_INDEX_MISMATCH' // metadata gives an object a range its index does not hold
-  | 'ERR_METADATA_NODE_BUSY' // another compactor holds the node's lease
-  | 'ERR_METADATA_CLOSED'
-  | 'ERR_METADATA_READ_ONLY' // a write to a store opened read-only
-  | 'ERR_METADATA_FENCED' // a commit under a stale compactor epoch: another compactor claimed the node
-  | 'ERR_METADATA_UNSAFE_INTEGER' // an int8 value beyond 2^53 in the database
-  | 'ERR_METADATA_OUTCOME_UNKNOWN' // the connection broke during COMMIT: the change may or may not be in
-  | 'ERR_METADATA_SCHEMA_OLD'; // a read-only open of a file that needs a migration first
 
 /** A wrong option value at a public boundary. Names the option and the fix. */
 export class OptionsError extends CompactorError {
@@ -163,8 +130,6 @@ export class PlanError extends CompactorError {
   }
 }
 
-export type PlanErrorCode = 'ERR_PLAN_OVERLAP' | 'ERR_PLAN_MEMORY_LIMIT' | 'ERR_PLAN_COVERAGE' | 'ERR_PLAN_INVALID';
-
 /** The operation was cancelled by its AbortSignal or by a shutdown. */
 export class AbortError extends CompactorError {
   constructor(message = 'the operation was aborted', options: CompactorErrorOptions = {}) {
@@ -190,8 +155,6 @@ export class WorkerError extends CompactorError {
     super(code, message, { retryable: true, ...options });
   }
 }
-
-export type WorkerErrorCode = 'ERR_WORKER_CRASHED' | 'ERR_WORKER_EXITED' | 'ERR_WORKER_UNRESPONSIVE';
 
 /**
  * Garbage collection refused to delete: the metadata does not look like this bucket's and

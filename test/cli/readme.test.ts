@@ -18,7 +18,7 @@ describe('README', () => {
   });
 
   it('documents every error code (in full, or as …_SUFFIX in its family row)', () => {
-    const source = readFileSync(join(ROOT, 'src/errors.ts'), 'utf8');
+    const source = readFileSync(join(ROOT, 'src/error-codes.ts'), 'utf8');
     const codes = new Set([...source.matchAll(/'(ERR_[A-Z_]+)'/g)].map((m) => m[1]!));
     expect(codes.size).toBeGreaterThan(20);
     for (const code of codes) {
