@@ -21,7 +21,7 @@ import { holdRunLease, LeaseKeeper, type LeaseRequest } from './node-lease.js';
 import { explainVanished } from './outcome.js';
 import { runPass, type PassContext } from './pass.js';
 import { Adoption } from './adoption.js';
-import { listCandidates, type Candidates, type Quarantined } from './candidates.js';
+import { listCandidates, type Quarantined } from './candidates.js';
 import { resolveCompactorOptions, type CompactorOptions, type ResolvedCompactorOptions } from './options.js';
 
 /** Damaged sources one run leaves out before it gives up and fails (each costs a replan). */
@@ -198,16 +198,12 @@ export class Compactor {
     log.warn({ objectId: q.objectId, code: q.code, reason: q.reason }, 'object quarantined: left out of compaction until released');
   }
 
-  private candidates(thisRun?: ReadonlyMap<number, Quarantined>): Promise<Candidates> {
-    return listCandidates(this.metadata, this.storage, this.options, thisRun);
-  }
-
   /**
    * A dry run: the plan a run would execute now, in full (every block), computed on this thread.
    * For printing (the CLI's `plan`); `compactOnce` plans on a worker instead.
    */
   async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
-    const { candidates, streams, waiting, held } = await this.candidates();
+    const { candidates, streams, waiting, held } = await listCandidates(this.metadata, this.storage, this.options);
     const objects = await readIndexes(this.storage, candidates, this.options.indexReadConcurrency, signal);
     const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options });
     plan.deferred.push(...waiting);
