@@ -96,6 +96,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole, init.whole && neededBytes(blocks));
   const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
+  uploader.begin();
   const fail = (err: unknown, iteration?: number) => {
     if (!signal.aborted) ctx.fail(err, iteration);
   };

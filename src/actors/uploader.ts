@@ -24,6 +24,8 @@ interface OutputState {
   fullPartsDone: Set<number>;
   /** This output's part uploads in flight: its completion waits for them. */
   uploads: Set<Promise<void>>;
+  /** The multipart upload's creation, once asked for (`begin`, or the first part). */
+  creating: Promise<string> | undefined;
 }
 
 export interface UploaderSettings {
@@ -34,6 +36,8 @@ export interface UploaderSettings {
 export class Uploader {
   private readonly outputs = new Map<string, OutputState>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Multipart uploads being created ahead of their first part (`begin`). */
+  private readonly creations = new Set<Promise<void>>();
   /** Budget bytes received and not yet uploaded: released here on failure. */
   private held = 0;
   private failure: CompactorError | undefined;
@@ -60,8 +64,34 @@ export class Uploader {
         durableBytes: r?.durableBytes ?? 0,
         fullPartsDone: new Set(r?.parts.map((p) => p.partNumber) ?? []),
         uploads: new Set(),
+        creating: undefined,
       });
     }
+  }
+
+  /**
+   * Creates the multipart uploads of the outputs of a part or more now, while the first
+   * iteration reads: its first whole part does not wait for the round trip.
+   */
+  begin(): void {
+    for (const s of this.outputs.values()) {
+      if (s.uploadId !== undefined || s.spec.dataSize < this.settings.partSize) continue;
+      // Not a part: it does not take one of `partsInFlight`.
+      const p = this.upload(s).then(() => {}, (err: unknown) => this.fail(err));
+      this.creations.add(p);
+      void p.finally(() => this.creations.delete(p));
+    }
+  }
+
+  /** The output's multipart upload id, created once. */
+  private upload(s: OutputState): Promise<string> {
+    if (s.uploadId !== undefined) return Promise.resolve(s.uploadId);
+    s.creating ??= this.storage.createMultipartUpload(s.spec.key, { signal: this.signal }).then((id) => {
+      s.uploadId = id;
+      this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId: id });
+      return id;
+    });
+    return s.creating;
   }
 
   async handle(msg: MergerToUploader): Promise<void> {
@@ -93,12 +123,9 @@ export class Uploader {
       await Promise.race(this.inFlight);
       this.throwIfFailed();
     }
-    if (s.uploadId === undefined) {
-      s.uploadId = await this.storage.createMultipartUpload(s.spec.key, { signal: this.signal });
-      this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId: s.uploadId });
-    }
+    const uploadId = await this.upload(s);
     const bytes = body.byteLength;
-    const p = this.storage.uploadPart(s.spec.key, s.uploadId, partNumber, body, { signal: this.signal }).then(
+    const p = this.storage.uploadPart(s.spec.key, uploadId, partNumber, body, { signal: this.signal }).then(
       (part) => {
         s.parts.push(part);
         // Durable: its memory goes back now, not at the next GC (only after success: a failed
@@ -152,7 +179,7 @@ export class Uploader {
 
   /** Waits for everything in flight (not for bytes still with the merger: those wait for their close). */
   async settle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size + this.creations.size > 0) await Promise.allSettled([...this.inFlight, ...this.creations]);
   }
 
   private track(p: Promise<void>, s?: OutputState): void {

@@ -142,6 +142,25 @@ describe('compactor lifecycle', () => {
     await n.verify();
   });
 
+  it('the SSO\'s multipart upload is created when the pipeline starts, not when its first part is whole', async () => {
+    // 8 SSOs of ~3 MiB over 24 streams: one SSO of ~24 MiB (multipart with 5 MiB parts), above
+    // the 8 MiB limit (the planner reads indexes, not whole objects).
+    const streams = Array.from({ length: 24 }, (_, i) => i + 1);
+    const n = await createTestNode('eager-mpu', { streams });
+    nodes.push(n);
+    for (let k = 0; k < 8; k++) await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 2, size: 64 * KiB }])), { blockSize: 64 * KiB });
+    // The 8 index reads pass; every data GET is held: no part can ever be whole.
+    proxy().addRule({ op: 'GetObject', skip: 8, times: Infinity, action: fault.stall() });
+    const compactor = n.compactor({ memoryLimit: 8 * MiB }, storageVia(n, { endpoint: proxy().url }));
+    const ac = new AbortController();
+    const run = compactor.compactOnce({ signal: ac.signal });
+    run.catch(() => {});
+    await withDeadline(proxy().waitFor('CreateMultipartUpload', 1), 15_000, 'CreateMultipartUpload while every data GET is held');
+    expect(proxy().count('UploadPart')).toBe(0);
+    ac.abort();
+    await expect(run).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+  });
+
   it('start() runs on schedule until close()', async () => {
     const n = await sampleNode('schedule');
     const compactor = n.compactor({ ...options, interval: 60_000 });
