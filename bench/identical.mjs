@@ -25,7 +25,8 @@ execFileSync('git', ['-C', rootDir, 'worktree', 'add', '--detach', tree, rev], {
 let failed = false;
 try {
   symlinkSync(path.join(rootDir, 'node_modules'), path.join(tree, 'node_modules'));
-  execFileSync(process.execPath, [path.join(rootDir, 'node_modules/typescript/bin/tsc'), '-p', path.join(tree, 'tsconfig.build.json')], { stdio: 'inherit' });
+  // The revision's own build script: a build is more than tsc (worker-entry.cjs is copied in).
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: tree, stdio: 'inherit' });
   const builds = { [rev]: path.join(tree, 'dist'), checkout: path.join(rootDir, 'dist') };
   const { startS3, createBucket, demoCredentials, demoRegion } = await import(path.join(rootDir, 'dist/demo/s3-server.js'));
   const { ingestTraffic } = await import(path.join(rootDir, 'dist/demo/traffic.js'));
