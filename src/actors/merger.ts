@@ -17,6 +17,7 @@ import { CompactorError } from '../errors.js';
 import { deferred } from '../util/async.js';
 import { allocFreeable } from '../util/freeable.js';
 import type { BudgetView, Outbox } from './io.js';
+import type { PlanIndex } from './segments.js';
 
 /** What the merger hands the uploader: a whole part, or an output's close. */
 type Handed = Extract<MergerToUploader, { dataBytes: number }>;
@@ -49,6 +50,8 @@ export class Merger {
 
   constructor(
     outputs: readonly OutputSpec[],
+    /** Source entries to check segments against, and the outputs' indexes (segments.ts). */
+    private readonly plan: PlanIndex,
     /** The SSO's durable parts from an earlier attempt: those bytes exist already. */
     resume: DurableUpload | undefined,
     private readonly budget: BudgetView,
@@ -122,7 +125,7 @@ export class Merger {
     for (const p of msg.pieces) {
       const seg = this.segments[p.seq];
       if (!seg || seg.size !== p.size || this.counted[p.seq]) throw new CompactorError('ERR_INTERNAL', `merger got a piece (seq ${p.seq}, ${p.size} bytes) its iteration does not have`);
-      if (seg.entry) checkDataBlocks(this.gather(seg), seg.entry, seg.key, seg.srcPos);
+      if (seg.block !== undefined) checkDataBlocks(this.gather(seg), this.plan.sourceEntry(seg.block), seg.key, seg.srcPos);
     }
     // Counting is synchronous (tens of thousands of segments a run); what it completes goes out after.
     const ready: Handed[] = [];
@@ -250,7 +253,10 @@ export class Merger {
   }
 
   private trailerOf(spec: OutputSpec): Uint8Array {
-    return buildIndexAndFooter(regroupIndex(spec.entries), spec.dataSize);
+    const index = regroupIndex(this.plan.outputEntries(spec.dest));
+    const size = index.reduce((n, e) => n + e.size, 0);
+    if (size !== spec.dataSize) throw new CompactorError('ERR_INTERNAL', `${spec.key}: its index covers ${size} of its ${spec.dataSize} data bytes`);
+    return buildIndexAndFooter(index, spec.dataSize);
   }
 
   releaseHeld(): void {

@@ -20,7 +20,7 @@ import {
 } from '../messages/pipeline.js';
 import { objectKey } from '../format/index.js';
 import { PlanBlocks, type PlanSummary, type PlanTable } from '../plan/table.js';
-import { iterationSegments, outputSpecs } from './segments.js';
+import { iterationSegments, outputSpecs, planIndex } from './segments.js';
 import { deferred, raceAbort, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
 import { threadStorage } from './thread-storage.js';
@@ -54,12 +54,10 @@ export interface PipelineInit extends RunInit {
 }
 
 /** The outputs this attempt still has to write. */
-function outputsOf(init: RunInit, withEntries: boolean): OutputSpec[] {
+function outputsOf(init: RunInit): OutputSpec[] {
   const keyOf = (id: number) => objectKey(id, init.settings.storage.namespace);
   const done = new Set(init.done);
-  return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds, withEntries ? new PlanBlocks(init.table) : undefined).filter(
-    (o) => !done.has(destKey(o.dest)),
-  );
+  return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds).filter((o) => !done.has(destKey(o.dest)));
 }
 
 /** Bytes the plan copies from each source object, by key. */
@@ -93,9 +91,10 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const r2m = new LocalChannel<ReaderToMerger>({ window: init.windows.merger, name: 'reader→merger' });
   const m2u = new LocalChannel<MergerToUploader>({ window: init.windows.uploader, name: 'merger→uploader' });
   const reporter = { report: (m: PipelineReport) => ctx.send(m) };
-  const merger = new Merger(outputsOf(init, true), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
+  const outputs = outputsOf(init);
+  const merger = new Merger(outputs, planIndex(init.summary, blocks), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole, init.whole && neededBytes(blocks));
-  const uploader = new Uploader(outputsOf(init, false), init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
+  const uploader = new Uploader(outputs, init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   uploader.begin();
   const fail = (err: unknown, iteration?: number) => {
     if (!signal.aborted) ctx.fail(err, iteration);

@@ -5,36 +5,51 @@
  * iteration) and never re-uploads what is already safe. Runs on the actors' threads, over the
  * plan's shared block table.
  */
+import { CompactorError } from '../errors.js';
 import type { IndexEntry } from '../format/types.js';
 import { destKey, type Dest, type OutputSpec, type Segment } from '../messages/pipeline.js';
 import type { PlanBlocks, PlanSummary } from '../plan/table.js';
 
 /** The run's outputs: the SSO (if any) first, then stream objects by index. */
-export function outputSpecs(
-  summary: PlanSummary,
-  keyOf: (objectId: number) => string,
-  ssoId: number,
-  soIds: readonly number[],
-  blocks?: PlanBlocks,
-): OutputSpec[] {
+export function outputSpecs(summary: PlanSummary, keyOf: (objectId: number) => string, ssoId: number, soIds: readonly number[]): OutputSpec[] {
   const specs: OutputSpec[] = [];
-  if (summary.sso) specs.push({ dest: { kind: 'sso' }, key: keyOf(ssoId), dataSize: summary.sso.dataSize, entries: [], closesIn: summary.sso.closesIn });
+  if (summary.sso) specs.push({ dest: { kind: 'sso' }, key: keyOf(ssoId), dataSize: summary.sso.dataSize, closesIn: summary.sso.closesIn });
   for (const so of summary.streamObjects) {
-    specs.push({ dest: { kind: 'so', index: so.index }, key: keyOf(soIds[so.index]!), dataSize: so.dataSize, entries: [], closesIn: so.iteration });
-  }
-  if (blocks) {
-    // Index entries only where they are written (the merger). Blocks come in output order per
-    // output, so the lists are already sorted: the sort below is one linear pass that keeps the
-    // index in order should that ever change.
-    const ssoEntries: IndexEntry[] | undefined = summary.sso ? specs[0]!.entries : undefined;
-    const soEntries = specs.slice(summary.sso ? 1 : 0).map((s) => s.entries);
-    for (let i = 0; i < blocks.count; i++) {
-      const list = blocks.isSso(i) ? ssoEntries : soEntries[blocks.destIndex(i)];
-      list!.push(blocks.outputEntry(i));
-    }
-    for (const s of specs) s.entries.sort((a, b) => a.position - b.position);
+    specs.push({ dest: { kind: 'so', index: so.index }, key: keyOf(soIds[so.index]!), dataSize: so.dataSize, closesIn: so.iteration });
   }
   return specs;
+}
+
+/**
+ * What the merger reads of the plan besides its segments, straight from the shared table: no
+ * index entry exists as an object before it is needed (one per block for a whole run's outputs
+ * held ~100 B a block in the worker's heap, outside the memory budget).
+ */
+export interface PlanIndex {
+  /** The source index entry of table block `block`: what a whole segment is checked against. */
+  sourceEntry(block: number): IndexEntry;
+  /** The output's index entries (positions inside the output), in position order. */
+  outputEntries(dest: Dest): Iterable<IndexEntry>;
+}
+
+export function planIndex(summary: PlanSummary, blocks: PlanBlocks): PlanIndex {
+  return {
+    sourceEntry: (block) => blocks.sourceEntry(block),
+    *outputEntries(dest) {
+      // A stream object is written within one iteration: only that iteration's blocks can be its.
+      const so = dest.kind === 'so' ? summary.streamObjects.find((s) => s.index === dest.index) : undefined;
+      const [start, end] = so ? blocks.iterationRange(so.iteration) : [0, blocks.count];
+      let next = 0;
+      for (let i = start; i < end; i++) {
+        if (so ? blocks.isSso(i) || blocks.destIndex(i) !== so.index : !blocks.isSso(i)) continue;
+        const e = blocks.outputEntry(i);
+        // The plan lays every output's blocks out in table order; an index must be in it too.
+        if (e.position !== next) throw new CompactorError('ERR_INTERNAL', `plan block ${i} of ${destKey(dest)} is at ${e.position}, expected ${next}`);
+        next += e.size;
+        yield e;
+      }
+    },
+  };
 }
 
 const SSO_DEST: Dest = Object.freeze({ kind: 'sso' });
@@ -70,7 +85,7 @@ export function iterationSegments(
     const skip = blocks.isSso(i) ? Math.max(0, ssoFrom - offset) : 0;
     if (skip >= size) return;
     const seg: Segment = { seq: seq++, key: blocks.key(i), srcPos: blocks.position(i) + skip, size: size - skip, dest: destOf(blocks, i), destOffset: offset + skip };
-    if (skip === 0) seg.entry = blocks.sourceEntry(i);
+    if (skip === 0) seg.block = i;
     segments.push(seg);
   };
   for (let it = 0; it < iteration; it++) {

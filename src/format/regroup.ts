@@ -17,7 +17,7 @@ export interface RegroupOptions {
  * blocks are adjacent. An input entry already at or over the limit is kept alone, never split
  * (its blocks are opaque here). Input entries are not modified.
  */
-export function regroupIndex(entries: readonly IndexEntry[], opts: RegroupOptions = {}): IndexEntry[] {
+export function regroupIndex(entries: Iterable<IndexEntry>, opts: RegroupOptions = {}): IndexEntry[] {
   const max = opts.maxEntrySize ?? MAX_INDEX_ENTRY_SIZE;
   if (!(typeof max === 'number' && max > 0)) invalid(`maxEntrySize ${String(max)} is not a positive number`);
   const out: IndexEntry[] = [];

@@ -3,7 +3,6 @@
  * back to the supervisor only as typed messages. Every union is closed, so a sender and a
  * receiver that disagree fail to compile.
  */
-import type { IndexEntry } from '../format/types.js';
 import type { DroppedStream } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { S3StorageConfig } from '../storage/types.js';
@@ -29,11 +28,12 @@ export interface Segment {
   dest: Dest;
   destOffset: number;
   /**
-   * The source index entry the segment copies, when it copies all of it: the merger checks the
-   * bytes against it (headers only) before they go anywhere. Absent for the tail of a block a
-   * restart resumes in the middle of, whose head was checked by the attempt that copied it.
+   * The plan table's block the segment copies, when it copies all of it: the merger checks the
+   * bytes against the block's source entry (headers only) before they go anywhere. Absent for the
+   * tail of a block a restart resumes in the middle of, whose head was checked by the attempt
+   * that copied it. An index, not the entry: an iteration holds tens of thousands of segments.
    */
-  entry?: IndexEntry;
+  block?: number;
 }
 
 /** One output object of the run, as the merger and uploader need to know it. */
@@ -42,8 +42,6 @@ export interface OutputSpec {
   key: string;
   /** Bytes of data blocks (index and footer excluded). */
   dataSize: number;
-  /** Index entries with positions inside this output; regrouped by the merger at close. */
-  entries: IndexEntry[];
   /** The iteration in which the output's last segment is emitted (and the object closes). */
   closesIn: number;
 }

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { Merger } from '../../src/actors/merger.js';
 import { planReads, type ReadRequest } from '../../src/actors/reader.js';
+import type { PlanIndex } from '../../src/actors/segments.js';
 import { MemoryBudget } from '../../src/actors/runtime/memory-budget.js';
 import { FormatError } from '../../src/errors.js';
 import { buildIndexAndFooter, encodeDataBlock, regroupIndex } from '../../src/format/index.js';
@@ -29,23 +30,26 @@ function fixture() {
   }
   const srcBytes = Object.fromEntries(Object.entries(sources).map(([k, bs]) => [k, Buffer.concat(bs)]));
   const entries: IndexEntry[] = [];
+  const sourceEntries: IndexEntry[] = [];
   const segments: Segment[] = [];
   let destOffset = 0;
   out.forEach((b, seq) => {
     const e = { streamId: b.streamId, startOffset: 0, endOffset: 3, recordCount: 2, size: b.block.byteLength };
     entries.push({ ...e, position: destOffset });
-    segments.push({ seq, key: b.key, srcPos: b.srcPos, size: b.block.byteLength, dest: { kind: 'sso' }, destOffset, entry: { ...e, position: b.srcPos } });
+    sourceEntries.push({ ...e, position: b.srcPos });
+    segments.push({ seq, key: b.key, srcPos: b.srcPos, size: b.block.byteLength, dest: { kind: 'sso' }, destOffset, block: seq });
     destOffset += b.block.byteLength;
   });
-  const spec: OutputSpec = { dest: { kind: 'sso' }, key: 'out', dataSize: destOffset, entries, closesIn: 0 };
+  const spec: OutputSpec = { dest: { kind: 'sso' }, key: 'out', dataSize: destOffset, closesIn: 0 };
+  const plan: PlanIndex = { sourceEntry: (block) => sourceEntries[block]!, outputEntries: () => entries };
   const expected = Buffer.concat([...out.map((b) => b.block), buildIndexAndFooter(regroupIndex(entries), destOffset)]);
-  return { srcBytes, segments, spec, expected };
+  return { srcBytes, segments, spec, plan, expected };
 }
 
-function harness(spec: OutputSpec, limit: number) {
+function harness(spec: OutputSpec, plan: PlanIndex, limit: number) {
   const budget = new MemoryBudget(limit);
   const sent: MergerToUploader[] = [];
-  const merger = new Merger([spec], undefined, budget, { send: async (m) => void sent.push(m) }, PART);
+  const merger = new Merger([spec], plan, undefined, budget, { send: async (m) => void sent.push(m) }, PART);
   return { budget, sent, merger };
 }
 
@@ -60,12 +64,12 @@ async function deliver(merger: Merger, budget: MemoryBudget, r: ReadRequest, src
 
 describe('Merger', () => {
   it('assembles parts from GETs scattered in odd chunks, finishing in any order, and closes with the trailer', async () => {
-    const { srcBytes, segments, spec, expected } = fixture();
+    const { srcBytes, segments, spec, plan, expected } = fixture();
     const reads = planReads(segments, 1 << 20);
     expect(reads).toHaveLength(2);
     // Blocks straddle part boundaries: the case the merger gathers from two parts.
     expect(segments.some((s) => Math.floor(s.destOffset / PART) !== Math.floor((s.destOffset + s.size - 1) / PART))).toBe(true);
-    const { budget, sent, merger } = harness(spec, 10_000);
+    const { budget, sent, merger } = harness(spec, plan, 10_000);
     merger.startIteration(0, segments);
     await deliver(merger, budget, reads[1]!, srcBytes[reads[1]!.key]!, 7);
     // Half the blocks are in: exactly the parts all of whose bytes came with this GET are on their way.
@@ -88,7 +92,7 @@ describe('Merger', () => {
   });
 
   it('a damaged block straddling two parts fails its GET before any of its bytes is handed on, naming the source', async () => {
-    const { srcBytes, segments, spec } = fixture();
+    const { srcBytes, segments, spec, plan } = fixture();
     // A block of src-b whose second record starts in a later part than the block: its magic is
     // only seen where the gathered bytes of the second part are.
     const secondAt = (seg: Segment) => seg.size - 33 - 11; // the second record has an 11-byte payload
@@ -99,7 +103,7 @@ describe('Merger', () => {
     expect(bad[secondRecord]).toBe(0x22);
     bad[secondRecord] = 0x00;
     const reads = planReads(segments, 1 << 20);
-    const { budget, sent, merger } = harness(spec, 10_000);
+    const { budget, sent, merger } = harness(spec, plan, 10_000);
     merger.startIteration(0, segments);
     await deliver(merger, budget, reads[0]!, srcBytes['src-a']!, 64);
     const before = sent.length;
