@@ -84,9 +84,14 @@ export function iterationSegments(
     const size = blocks.size(i);
     const skip = blocks.isSso(i) ? Math.max(0, ssoFrom - offset) : 0;
     if (skip >= size) return;
-    const seg: Segment = { seq: seq++, key: blocks.key(i), srcPos: blocks.position(i) + skip, size: size - skip, dest: destOf(blocks, i), destOffset: offset + skip };
-    if (skip === 0) seg.block = i;
-    segments.push(seg);
+    const key = blocks.key(i);
+    const dest = destOf(blocks, i);
+    // Whole in one literal: a field added later moves every segment's fields out of the object.
+    segments.push(
+      skip === 0
+        ? { seq: seq++, key, srcPos: blocks.position(i), size, dest, destOffset: offset, block: i }
+        : { seq: seq++, key, srcPos: blocks.position(i) + skip, size: size - skip, dest, destOffset: offset + skip },
+    );
   };
   for (let it = 0; it < iteration; it++) {
     const info = summary.iterations[it]!;

@@ -75,6 +75,15 @@ function columnsOf(buffer: SharedArrayBuffer, count: number): Record<Column, Flo
   return out;
 }
 
+/**
+ * A Float64Array element is a heap number; stored in an object's field it makes that field a
+ * boxed double in every object of its shape (~16 B more per field, for tens of thousands of
+ * segments). Small integers, the usual case, become Smis; larger values stay doubles.
+ */
+function int(n: number): number {
+  return n <= 0x3fffffff && n >= -0x40000000 ? n | 0 : n;
+}
+
 /** Read access to a table's blocks, on any thread. */
 export class PlanBlocks {
   private readonly cols: Record<Column, Float64Array>;
@@ -92,23 +101,23 @@ export class PlanBlocks {
   }
 
   key(i: number): string {
-    return this.table.keys[this.cols.keyIndex[i]!]!;
+    return this.table.keys[int(this.cols.keyIndex[i]!)]!;
   }
   position(i: number): number {
-    return this.cols.position[i]!;
+    return int(this.cols.position[i]!);
   }
   size(i: number): number {
-    return this.cols.size[i]!;
+    return int(this.cols.size[i]!);
   }
   isSso(i: number): boolean {
     return this.cols.destKind[i] === SSO;
   }
   /** The stream object's index, or -1 for the SSO. */
   destIndex(i: number): number {
-    return this.cols.destIndex[i]!;
+    return int(this.cols.destIndex[i]!);
   }
   destOffset(i: number): number {
-    return this.cols.destOffset[i]!;
+    return int(this.cols.destOffset[i]!);
   }
 
   block(i: number): PlannedBlock {
@@ -130,12 +139,12 @@ export class PlanBlocks {
   /** The block's index entry in its source object (position = position in the source). */
   sourceEntry(i: number): { streamId: number; startOffset: number; endOffset: number; recordCount: number; position: number; size: number } {
     const c = this.cols;
-    return { streamId: c.streamId[i]!, startOffset: c.startOffset[i]!, endOffset: c.endOffset[i]!, recordCount: c.recordCount[i]!, position: c.position[i]!, size: c.size[i]! };
+    return { streamId: int(c.streamId[i]!), startOffset: int(c.startOffset[i]!), endOffset: int(c.endOffset[i]!), recordCount: int(c.recordCount[i]!), position: int(c.position[i]!), size: int(c.size[i]!) };
   }
 
   /** The index entry this block becomes in its output (position = offset in the output). */
   outputEntry(i: number): { streamId: number; startOffset: number; endOffset: number; recordCount: number; position: number; size: number } {
     const c = this.cols;
-    return { streamId: c.streamId[i]!, startOffset: c.startOffset[i]!, endOffset: c.endOffset[i]!, recordCount: c.recordCount[i]!, position: c.destOffset[i]!, size: c.size[i]! };
+    return { streamId: int(c.streamId[i]!), startOffset: int(c.startOffset[i]!), endOffset: int(c.endOffset[i]!), recordCount: int(c.recordCount[i]!), position: int(c.destOffset[i]!), size: int(c.size[i]!) };
   }
 }
