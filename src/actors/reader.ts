@@ -6,7 +6,7 @@
  */
 import { CompactorError } from '../errors.js';
 import type { ReaderReport, ReaderToMerger, ReadPiece, Segment, WholeObject } from '../messages/pipeline.js';
-import type { ObjectStorage } from '../storage/types.js';
+import type { ObjectStorage, RangeCursor, RangeSink } from '../storage/types.js';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { forEachConcurrent } from '../util/async.js';
 import { free } from '../util/freeable.js';
@@ -116,6 +116,11 @@ export class Reader {
   /** Budget bytes acquired and not yet handed to the merger: released here on failure. */
   private held = 0;
   /**
+   * One GET per source kept open across iterations (storage/range-cursor.ts), at most
+   * `maxOpenReads`; a source without one (or whose cursor failed) is read with plain GETs.
+   */
+  private readonly cursors = new Map<string, RangeCursor>();
+  /**
    * Objects read whole at planning: the budget each still holds for bytes not yet read from it,
    * and the bytes the plan still needs from it (at 0 it is dropped: its bytes are in parts now).
    */
@@ -128,10 +133,12 @@ export class Reader {
     private readonly landing: Landing,
     private readonly out: Outbox<ReaderToMerger>,
     private readonly reporter: Reporter<ReaderReport>,
-    private readonly settings: { maxGetSize: number; readsInFlight: number; acquireTimeoutMs: number },
+    private readonly settings: { maxGetSize: number; readsInFlight: number; acquireTimeoutMs: number; maxOpenReads: number },
     whole: readonly WholeObject[] = [],
     /** Bytes the run copies from each object (all of its blocks in the plan). */
     needed: ReadonlyMap<string, number> = new Map(),
+    /** End of the last byte the run reads from each object: where a cursor's GET ends. */
+    private readonly lastEnd: ReadonlyMap<string, number> = new Map(),
   ) {
     for (const o of whole) this.whole.set(o.key, { bytes: o.bytes, left: o.bytes.byteLength, needed: needed.get(o.key) ?? 0 });
   }
@@ -178,7 +185,7 @@ export class Reader {
         } else {
           await this.budget.acquire(size, { signal: lane, timeoutMs: this.settings.acquireTimeoutMs });
           this.held += size;
-          await this.storage.getRangeInto(r.key, r.start, r.end, this.landing.sink(r.pieces, size), { signal: lane });
+          await this.get(r, this.landing.sink(r.pieces, size), lane);
         }
         this.reporter.report({ type: 'progress', iteration, bytesRead: size });
         await this.out.send({ type: 'read', iteration, pieces: r.pieces, size, gap: r.gap }, size);
@@ -186,6 +193,42 @@ export class Reader {
       },
       signal,
     );
+  }
+
+  /**
+   * One read's bytes: from the source's cursor when it has one that can serve it (opened here if
+   * there is room for one more), else with a plain GET. Either follows a plain GET's failure
+   * rules (range-cursor.ts); a cursor that failed is dropped, and the next read opens another.
+   */
+  private async get(r: ReadRequest, sink: RangeSink, signal: AbortSignal): Promise<void> {
+    const cursor = this.cursorFor(r);
+    if (!cursor) return this.storage.getRangeInto(r.key, r.start, r.end, sink, { signal });
+    try {
+      await cursor.read(r.start, r.end, sink, signal);
+    } finally {
+      if (cursor.closed || cursor.position >= (this.lastEnd.get(r.key) ?? 0)) this.closeCursor(cursor);
+    }
+  }
+
+  private cursorFor(r: ReadRequest): RangeCursor | undefined {
+    const open = this.storage.openRange;
+    const end = this.lastEnd.get(r.key);
+    if (!open || end === undefined || end < r.end || this.settings.maxOpenReads <= 0) return undefined;
+    const cursor = this.cursors.get(r.key);
+    if (cursor?.canRead(r.start, r.end)) return cursor;
+    // In use by another read of this iteration: that one keeps it, this one is a plain GET.
+    if (cursor?.reading) return undefined;
+    // Past this read, or too far before it: a new GET from here serves this read and the next ones.
+    if (cursor) this.closeCursor(cursor);
+    if (this.cursors.size >= this.settings.maxOpenReads) return undefined;
+    const opened = open.call(this.storage, r.key, r.start, end);
+    this.cursors.set(r.key, opened);
+    return opened;
+  }
+
+  private closeCursor(cursor: RangeCursor): void {
+    cursor.close();
+    if (this.cursors.get(cursor.key) === cursor) this.cursors.delete(cursor.key);
   }
 
   /** Drops the objects read whole and gives back the budget of what was not read from them (indexes, dead blocks). */
@@ -202,6 +245,8 @@ export class Reader {
 
   /** Gives back every byte this reader holds. Safe to call more than once. */
   releaseHeld(): void {
+    for (const c of this.cursors.values()) c.close();
+    this.cursors.clear();
     if (this.held > 0) this.budget.release(this.held);
     this.held = 0;
     this.releaseWhole();

@@ -1,4 +1,6 @@
 import { MIN_BANDWIDTH } from '../storage/bandwidth.js';
+import { MAX_OPEN_READS } from '../storage/s3-client.js';
+import { CURSOR_MEMORY } from '../storage/range-cursor.js';
 import { OptionsError } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { resolvePlannerOptions } from '../plan/options.js';
@@ -35,6 +37,13 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   partsInFlight?: number;
   /** Largest coalesced range GET. Default 16 MiB. */
   maxGetSize?: number;
+  /**
+   * GETs kept open across iterations, one per source object, each read a stream range at a time
+   * and paused between (a source otherwise costs a GET per iteration). Each holds a socket and
+   * ~300-400 KiB outside the memory budget (read-ahead and the request). Default: a quarter of
+   * `memoryLimit`'s worth (42 under 64 MiB), at most 128; at most 256; 0: none.
+   */
+  maxOpenReads?: number;
   /** Index reads in flight while planning. Default 16. */
   indexReadConcurrency?: number;
   /** An actor that sends no heartbeat for this long is unresponsive: it is killed and replaced. Default 5 s. */
@@ -82,6 +91,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   readsInFlight: number;
   partsInFlight: number;
   maxGetSize: number;
+  maxOpenReads: number;
   indexReadConcurrency: number;
   heartbeatTimeoutMs: number;
   iterationTimeoutMs: number;
@@ -110,6 +120,9 @@ export const COMPACTOR_DEFAULTS = Object.freeze({
   gcSafetyAgeMs: 60 * 60_000,
   leaseTtlMs: 30_000,
 });
+
+/** Open reads by default, memory allowing. */
+const DEFAULT_MAX_OPEN_READS = 128;
 
 /** Validates every option at the boundary; errors name the option and the fix. */
 export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompactorOptions {
@@ -140,10 +153,20 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     adoptExpiredNodes: opts.adoptExpiredNodes === true,
     readWholeWhenFits: opts.readWholeWhenFits !== false,
     bandwidthLimit: undefined,
+    maxOpenReads: 0,
   };
   for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {
     const v = opts[k];
     if (v !== undefined) out[k] = checkPositiveInt(k, v);
+  }
+  if (opts.maxOpenReads === undefined) {
+    // Each open read costs memory outside the budget: by default a quarter of the limit's worth.
+    out.maxOpenReads = Math.min(DEFAULT_MAX_OPEN_READS, Math.floor(planner.memoryLimit / 4 / CURSOR_MEMORY));
+  } else {
+    if (!Number.isSafeInteger(opts.maxOpenReads) || opts.maxOpenReads < 0 || opts.maxOpenReads > MAX_OPEN_READS) {
+      throw new OptionsError('maxOpenReads', `must be an integer from 0 (a GET per source and iteration) to ${MAX_OPEN_READS}, got ${String(opts.maxOpenReads)}`);
+    }
+    out.maxOpenReads = opts.maxOpenReads;
   }
   if (opts.bandwidthLimit !== undefined) {
     if (!Number.isSafeInteger(opts.bandwidthLimit) || opts.bandwidthLimit < MIN_BANDWIDTH) {

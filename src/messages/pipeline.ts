@@ -60,6 +60,8 @@ export interface PipelineSettings {
   maxGetSize: number;
   memoryLimit: number;
   readsInFlight: number;
+  /** GETs the reader keeps open across iterations, one per source (0: none). */
+  maxOpenReads: number;
   partsInFlight: number;
   acquireTimeoutMs: number;
 }

@@ -148,6 +148,14 @@ export function settingsOf(o: { requestTimeoutMs?: number; maxAttempts?: number;
   };
 }
 
+/** Most GETs a reader keeps open across iterations (`maxOpenReads`): each holds a socket while paused. */
+export const MAX_OPEN_READS = 256;
+/**
+ * Sockets per client: room for every open read besides the GETs and uploads in flight. A request
+ * queued behind sockets held by paused reads would wait until they time out.
+ */
+const MAX_SOCKETS = 1024;
+
 /**
  * Builds an S3 client whose timeouts really fail a request: `requestTimeoutMs` bounds the time
  * to the response headers (`throwOnRequestTimeout`), the connect phase and any idle socket
@@ -160,8 +168,8 @@ export function createS3Client(config: S3StorageConfig): S3Client {
     throwOnRequestTimeout: true,
     connectionTimeout: Math.min(s.requestTimeoutMs, 10_000),
     socketTimeout: s.requestTimeoutMs,
-    httpAgent: { keepAlive: true, maxSockets: 64 },
-    httpsAgent: { keepAlive: true, maxSockets: 64 },
+    httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
+    httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
   });
   const client = new S3Client({
     region: config.region,

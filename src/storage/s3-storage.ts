@@ -13,6 +13,7 @@ import type {
   RequestOptions,
   S3StorageConfig,
   WriteOptions,
+  RangeCursor,
 } from './types.js';
 import {
   createS3Client,
@@ -26,6 +27,7 @@ import {
 } from './s3-client.js';
 import { describeTarget, toStorageError, type ErrorContext } from './s3-errors.js';
 import { fetchRange, unpooled, type RangeIo } from './fetch-range.js';
+import { openRangeCursor } from './range-cursor.js';
 import { abortMultipartUpload, completeMultipartUpload, createMultipartUpload, etagOf, putObject, uploadPart, type WriteIo } from './s3-writes.js';
 import { workerConfigOf } from './s3-worker-config.js';
 import { deleteObjects, listMultipartUploads, listObjects, type ListOptions } from './s3-listing.js';
@@ -219,6 +221,11 @@ export class S3Storage implements ObjectStorage {
       return;
     }
     await fetchRange(this.rangeIo, 'GetObject', key, start, end, opts.signal, sink);
+  }
+
+  openRange(key: string, start: number, end: number): RangeCursor {
+    if (this.closed) throw new StateError('ERR_CLOSED', `${describeTarget('GetObject', key, this.ctx())}: the storage is closed`);
+    return openRangeCursor(this.rangeIo, key, start, end);
   }
 
   async getObject(key: string, opts: RequestOptions = {}): Promise<Uint8Array<ArrayBuffer>> {

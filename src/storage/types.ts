@@ -56,6 +56,23 @@ export interface S3StorageConfig {
  * straight into the parts of its outputs. Chunks come in order; a resumed body starts again
  * where the cut one stopped.
  */
+/** One GET read in steps (`ObjectStorage.openRange`). */
+export interface RangeCursor {
+  readonly key: string;
+  /** The next byte the GET will deliver. */
+  readonly position: number;
+  /** A read is in progress. */
+  readonly reading: boolean;
+  /** Ended (closed, or failed): it serves no more reads. */
+  readonly closed: boolean;
+  /** True when `read(start, end)` can be served now: not closed, not reading, `start` at or a little past `position`. */
+  canRead(start: number, end: number): boolean;
+  /** Bytes [start, end) into `sink` (as `sink.set(chunk, offsetInRange)`). Any failure closes the cursor. */
+  read(start: number, end: number, sink: RangeSink, signal?: AbortSignal): Promise<void>;
+  /** Ends the GET. Idempotent. */
+  close(): void;
+}
+
 export interface RangeSink {
   readonly byteLength: number;
   set(chunk: Uint8Array, offset: number): void;
@@ -73,6 +90,11 @@ export interface ObjectStorage {
   getRange(key: string, start: number, end: number, opts?: RequestOptions): Promise<Uint8Array>;
   /** Bytes [start, end) of an object written into `sink` (as `sink.set(chunk, offsetInRange)`), not returned. */
   getRangeInto(key: string, start: number, end: number, sink: RangeSink, opts?: RequestOptions): Promise<void>;
+  /**
+   * A cursor over bytes [start, end) of an object: one GET serving reads of increasing ranges,
+   * paused between them (optional: without it every read is its own GET).
+   */
+  openRange?(key: string, start: number, end: number): RangeCursor;
   getObject(key: string, opts?: RequestOptions): Promise<Uint8Array>;
   headObject(key: string, opts?: RequestOptions): Promise<ObjectInfo | undefined>;
   putObject(key: string, body: Uint8Array, opts?: WriteOptions): Promise<void>;

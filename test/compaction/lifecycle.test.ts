@@ -135,9 +135,10 @@ describe('compactor lifecycle', () => {
     const requests = keepAlive.requests.length - requestsBefore;
     const opened = keepAlive.connections - firstRun;
     // A new client per actor opened a connection for about every request in flight: the index
-    // reads, then the data reads and uploads again (13 of 23 requests). Kept ones leave only a
+    // reads, then the data reads and uploads again (13 of 23 requests, before the data reads
+    // kept one GET per source open across iterations). Kept ones leave only a
     // peak above the first run's to open (1 here).
-    expect(requests).toBeGreaterThan(20);
+    expect(requests).toBeGreaterThanOrEqual(16);
     expect(opened).toBeLessThan(requests / 4);
     await n.verify();
   });
