@@ -6,36 +6,14 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { filter, firstValueFrom } from 'rxjs';
 import { AbortError } from '../../src/errors.js';
 import { withDeadline } from '../../src/util/async.js';
-import { fault, startFaultProxy, useFaultProxy } from '../support/fault-proxy.js';
+import { fault, startFaultProxy } from '../support/fault-proxy.js';
 import { s3Endpoint } from '../support/env.js';
-import { createTestNode, MiB, storageVia, type TestNode } from '../support/node.js';
+import { createTestNode, MiB, storageVia } from '../support/node.js';
+import { committedShape, SAMPLE_OPTIONS, useSampleNodes, writeSampleSsos } from '../support/sample-node.js';
 
 const KiB = 1024;
-let nodes: TestNode[] = [];
-const proxy = useFaultProxy(async () => {
-  for (const n of nodes) await n.close();
-  nodes = [];
-});
-
-/** 3 SSOs over 24 streams; with streamSplitSize 600 KiB streams 1-8 become stream objects. */
-async function sampleNode(prefix: string): Promise<TestNode> {
-  const streams = Array.from({ length: 24 }, (_, i) => i + 1);
-  const n = await createTestNode(prefix, { streams });
-  nodes.push(n);
-  for (let k = 0; k < 3; k++) {
-    await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 2, size: s <= 8 ? 128 * KiB : 16 * KiB }])), { blockSize: 64 * KiB });
-  }
-  return n;
-}
-
-const options = { memoryLimit: 2 * MiB, streamSplitSize: 600 * KiB };
-
-async function resultOf(n: TestNode) {
-  const ssos = await n.metadata.listStreamSetObjects({ nodeId: n.nodeId });
-  const sos = [];
-  for (let s = 1; s <= 24; s++) sos.push(...(await n.metadata.listStreamObjects({ streamId: s })).map((o) => [o.streamId, o.startOffset, o.endOffset, o.objectSize]));
-  return { ranges: ssos.map((o) => [o.ranges, o.objectSize]), sos };
-}
+const { proxy, sampleNode, track } = useSampleNodes();
+const options = SAMPLE_OPTIONS;
 
 describe('compactor lifecycle', () => {
   it('a worker killed during an iteration: the iteration restarts and the run commits what an undisturbed run commits', async () => {
@@ -61,7 +39,7 @@ describe('compactor lifecycle', () => {
     expect(report.restarts).toBeGreaterThanOrEqual(1);
     expect(report.committed).toBe(true);
     expect(compactor.budget.inUse).toBe(0);
-    expect(await resultOf(hit)).toEqual(await resultOf(calm));
+    expect(await committedShape(hit)).toEqual(await committedShape(calm));
     expect(await hit.storage.listMultipartUploads()).toEqual([]);
     await hit.verify();
   });
@@ -126,10 +104,7 @@ describe('compactor lifecycle', () => {
     expect((await compactor.compactOnce()).committed).toBe(true);
     const firstRun = keepAlive.connections;
     // Three more SSOs (written around the proxy): a second run of the same shape.
-    const streams = Array.from({ length: 24 }, (_, i) => i + 1);
-    for (let k = 0; k < 3; k++) {
-      await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 2, size: s <= 8 ? 128 * KiB : 16 * KiB }])), { blockSize: 64 * KiB });
-    }
+    await writeSampleSsos(n, 3);
     const requestsBefore = keepAlive.requests.length;
     expect((await compactor.compactOnce()).committed).toBe(true);
     const requests = keepAlive.requests.length - requestsBefore;
@@ -148,7 +123,7 @@ describe('compactor lifecycle', () => {
     // the 8 MiB limit (the planner reads indexes, not whole objects).
     const streams = Array.from({ length: 24 }, (_, i) => i + 1);
     const n = await createTestNode('eager-mpu', { streams });
-    nodes.push(n);
+    track(n);
     for (let k = 0; k < 8; k++) await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 2, size: 64 * KiB }])), { blockSize: 64 * KiB });
     // The 8 index reads pass; every data GET is held: no part can ever be whole.
     proxy().addRule({ op: 'GetObject', skip: 8, times: Infinity, action: fault.stall() });
@@ -177,7 +152,7 @@ describe('compactor lifecycle', () => {
   it('a run over 64 MiB of SSOs with memoryLimit 16 MiB keeps the budget high-water at or under 16 MiB', async () => {
     const streams = Array.from({ length: 64 }, (_, i) => i + 1);
     const n = await createTestNode('budget-64', { streams });
-    nodes.push(n);
+    track(n);
     // 8 SSOs x 8 MiB; streams 1-16 large (stream objects), the rest merge into one SSO.
     for (let k = 0; k < 8; k++) {
       await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 1, size: s <= 16 ? 384 * KiB : 48 * KiB }])), { blockSize: 512 * KiB });

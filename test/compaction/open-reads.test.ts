@@ -8,36 +8,14 @@ import { describe, expect, it } from 'vitest';
 import { filter, firstValueFrom } from 'rxjs';
 import { resolveCompactorOptions } from '../../src/compactor/options.js';
 import { CURSOR_MEMORY } from '../../src/storage/range-cursor.js';
-import { fault, useFaultProxy } from '../support/fault-proxy.js';
-import { createTestNode, MiB, storageVia, type TestNode } from '../support/node.js';
+import { fault } from '../support/fault-proxy.js';
+import { MiB, storageVia, type TestNode } from '../support/node.js';
+import { committedShape, SAMPLE_OPTIONS, useSampleNodes } from '../support/sample-node.js';
 
 const KiB = 1024;
 const SOURCES = 3;
-let nodes: TestNode[] = [];
-const proxy = useFaultProxy(async () => {
-  for (const n of nodes) await n.close();
-  nodes = [];
-});
-
-/** 3 SSOs over 24 streams, several iterations under a 2 MiB limit. */
-async function sampleNode(prefix: string): Promise<TestNode> {
-  const streams = Array.from({ length: 24 }, (_, i) => i + 1);
-  const n = await createTestNode(prefix, { streams });
-  nodes.push(n);
-  for (let k = 0; k < SOURCES; k++) {
-    await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 2, size: s <= 8 ? 128 * KiB : 16 * KiB }])), { blockSize: 64 * KiB });
-  }
-  return n;
-}
-
-const options = { memoryLimit: 2 * MiB, streamSplitSize: 600 * KiB };
-
-async function resultOf(n: TestNode) {
-  const ssos = await n.metadata.listStreamSetObjects({ nodeId: n.nodeId });
-  const sos = [];
-  for (let s = 1; s <= 24; s++) sos.push(...(await n.metadata.listStreamObjects({ streamId: s })).map((o) => [o.streamId, o.startOffset, o.endOffset, o.objectSize]));
-  return { ranges: ssos.map((o) => [o.ranges, o.objectSize]), sos };
-}
+const { proxy, sampleNode } = useSampleNodes();
+const options = SAMPLE_OPTIONS;
 
 /** Compacts `n` through the proxy; returns the report and the GETs sent after planning (the data GETs). */
 async function compactCounting(n: TestNode, extra: Record<string, unknown> = {}) {
@@ -65,7 +43,7 @@ describe('open reads (one GET per source across iterations)', () => {
     expect(a.dataGets).toBeGreaterThanOrEqual(SOURCES * a.report.iterations);
     expect(b.dataGets).toBe(SOURCES);
     expect(b.report.committed).toBe(true);
-    expect(await resultOf(open)).toEqual(await resultOf(closed));
+    expect(await committedShape(open)).toEqual(await committedShape(closed));
     await open.verify();
   });
 
@@ -84,7 +62,7 @@ describe('open reads (one GET per source across iterations)', () => {
     expect(proxy().requests.filter((r) => r.fault === 'cutBody')).toHaveLength(2);
     // Each cut cost its read a plain GET and its source a new cursor for the reads after.
     expect(dataGets).toBeGreaterThan(SOURCES);
-    expect(await resultOf(hit)).toEqual(await resultOf(calm));
+    expect(await committedShape(hit)).toEqual(await committedShape(calm));
     await hit.verify();
   });
 
