@@ -2,6 +2,7 @@
  * The piscina task that hosts one actor for its whole life (worker thread side). piscina loads
  * `worker-entry.cjs`, which imports this module.
  */
+import { setMaxListeners } from 'node:events';
 import { threadId, type MessagePort, type Transferable } from 'node:worker_threads';
 import { workerData } from 'piscina';
 import { AbortError, CompactorError, WorkerError, serializeError, type SerializedError } from '../../errors.js';
@@ -39,6 +40,10 @@ type AnyOut = ControlFromActor<Message>;
 export default async function runActorTask(task: ActorTask): Promise<ActorTaskResult> {
   const control = new TypedPort<AnyIn | RuntimeToActor, AnyOut>(task.control, `actor ${task.name} control`);
   const ac = new AbortController();
+  // Every request of the actor listens on its signal while in flight (the uploader's parts and
+  // stream objects, often more than 10 at once, each removing its listener when done): Node's
+  // default limit would warn of a leak that is not there (MaxListenersExceededWarning).
+  setMaxListeners(0, ac.signal);
   let cancelled = false;
   let failedError: CompactorError | undefined;
   const send = (msg: AnyOut, transfer?: readonly Transferable[]): void => {
