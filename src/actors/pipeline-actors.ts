@@ -60,22 +60,17 @@ function outputsOf(init: RunInit): OutputSpec[] {
   return outputSpecs(init.summary, keyOf, init.ssoId, init.soIds).filter((o) => !done.has(destKey(o.dest)));
 }
 
-/** End of the last byte the plan copies from each source object, by key. */
-function lastEnds(blocks: PlanBlocks): Map<string, number> {
-  const ends = new Map<string, number>();
+/** What the plan copies from each source object, by key: how many bytes, and the end of the last one. */
+function sourceExtents(blocks: PlanBlocks): { needed: Map<string, number>; lastEnd: Map<string, number> } {
+  const needed = new Map<string, number>();
+  const lastEnd = new Map<string, number>();
   for (let i = 0; i < blocks.count; i++) {
     const key = blocks.key(i);
     const end = blocks.position(i) + blocks.size(i);
-    if (end > (ends.get(key) ?? 0)) ends.set(key, end);
+    needed.set(key, (needed.get(key) ?? 0) + blocks.size(i));
+    if (end > (lastEnd.get(key) ?? 0)) lastEnd.set(key, end);
   }
-  return ends;
-}
-
-/** Bytes the plan copies from each source object, by key. */
-function neededBytes(blocks: PlanBlocks): Map<string, number> {
-  const needed = new Map<string, number>();
-  for (let i = 0; i < blocks.count; i++) needed.set(blocks.key(i), (needed.get(blocks.key(i)) ?? 0) + blocks.size(i));
-  return needed;
+  return { needed, lastEnd };
 }
 
 /** One iteration's work, derived once from the shared plan table. */
@@ -104,7 +99,8 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const reporter = { report: (m: PipelineReport) => ctx.send(m) };
   const outputs = outputsOf(init);
   const merger = new Merger(outputs, planIndex(init.summary, blocks), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
-  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole, init.whole && neededBytes(blocks), lastEnds(blocks));
+  const { needed, lastEnd } = sourceExtents(blocks);
+  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole, needed, lastEnd);
   const uploader = new Uploader(outputs, init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   uploader.begin();
   const fail = (err: unknown, iteration?: number) => {
