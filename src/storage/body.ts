@@ -13,6 +13,10 @@ export interface ReadState {
  * Copies a response body into `target` from `state.pos`, failing when it overflows the target,
  * when no byte arrives for `idleMs`, or when `signal` aborts. `state.pos` tracks progress even
  * when this rejects, so the caller can resume.
+ *
+ * With `pause`, the body is longer than this read: it stops at `expectedEnd` and is paused there,
+ * the bytes of the last chunk past it put back (`unshift`) for the next read of the same body
+ * (a cursor, range-cursor.ts), instead of failing as an overflow.
  */
 export function readBodyInto(
   body: Readable,
@@ -22,6 +26,7 @@ export function readBodyInto(
   idleMs: number,
   signal: AbortSignal | undefined,
   overflow: () => StorageError,
+  opts: { pause?: boolean } = {},
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let done = false;
@@ -50,6 +55,15 @@ export function readBodyInto(
       }, idleMs);
     };
     const onData = (chunk: Uint8Array) => {
+      if (opts.pause && state.pos + chunk.byteLength >= expectedEnd) {
+        const n = expectedEnd - state.pos;
+        target.set(chunk.subarray(0, n), state.pos);
+        state.pos += n;
+        body.pause();
+        if (n < chunk.byteLength) body.unshift(chunk.subarray(n));
+        finish();
+        return;
+      }
       if (state.pos + chunk.byteLength > expectedEnd) {
         finish(overflow());
         return;
@@ -78,6 +92,8 @@ export function readBodyInto(
     body.once('end', onEnd);
     body.once('error', onError);
     body.once('close', onClose);
+    // A paused body (a cursor's, between reads) stays paused when a 'data' listener is added.
+    body.resume();
     arm();
   });
 }

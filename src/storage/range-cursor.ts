@@ -13,8 +13,8 @@
  */
 import type { Readable } from 'node:stream';
 import type { GetObjectCommandOutput } from '@aws-sdk/client-s3';
-import { onAbort, abortReason } from '../util/async.js';
 import { StorageError } from '../errors.js';
+import { readBodyInto, type ReadState } from './body.js';
 import { destroyBody, fetchRange, type RangeIo } from './fetch-range.js';
 import { GetObjectCommand } from './s3-client.js';
 import type { RangeCursor, RangeSink } from './types.js';
@@ -37,8 +37,6 @@ export function openRangeCursor(io: RangeIo, key: string, start: number, end: nu
 class S3RangeCursor implements RangeCursor {
   private pos: number;
   private body: Readable | undefined;
-  /** Bytes of the last chunk past the end of the previous read. */
-  private left: Uint8Array | undefined;
   private ended = false;
   private busy = false;
 
@@ -101,7 +99,6 @@ class S3RangeCursor implements RangeCursor {
   close(): void {
     if (this.ended) return;
     this.ended = true;
-    this.left = undefined;
     destroyBody(this.body);
     this.body = undefined;
   }
@@ -129,61 +126,24 @@ class S3RangeCursor implements RangeCursor {
     return body;
   }
 
-  /** Reads the body until `end`, writing [start, end) into `sink`; keeps what comes past `end` for the next read. */
-  private pump(body: Readable, start: number, end: number, sink: RangeSink, signal: AbortSignal | undefined): Promise<void> {
-    const take = (chunk: Uint8Array): boolean => {
-      let c = chunk;
-      if (this.pos < start) {
-        const skip = Math.min(c.byteLength, start - this.pos);
-        c = c.subarray(skip);
-        this.pos += skip;
-      }
-      const n = Math.min(c.byteLength, end - this.pos);
-      if (n > 0) sink.set(c.subarray(0, n), this.pos - start);
-      this.pos += n;
-      if (n < c.byteLength) this.left = c.subarray(n);
-      return this.pos === end;
+  /**
+   * Reads the body up to `end` (reading through the bytes before `start`) into `sink`, then
+   * leaves it paused there, with the rest of the last chunk put back for the next read.
+   */
+  private async pump(body: Readable, start: number, end: number, sink: RangeSink, signal: AbortSignal | undefined): Promise<void> {
+    const from = this.pos;
+    const target: RangeSink = {
+      byteLength: end - from,
+      set: (chunk, at) => {
+        const skip = Math.max(0, start - at);
+        if (skip < chunk.byteLength) sink.set(chunk.subarray(skip), at + skip - start);
+      },
     };
-    const left = this.left;
-    this.left = undefined;
-    if (left && take(left)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      let done = false;
-      const arm = () => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(
-          () => finish(Object.assign(new Error(`no body bytes for ${this.io.settings.requestTimeoutMs} ms (stalled response)`), { name: 'TimeoutError', code: 'ETIMEDOUT' })),
-          this.io.settings.requestTimeoutMs,
-        );
-      };
-      const finish = (err?: unknown) => {
-        if (done) return;
-        done = true;
-        if (timer) clearTimeout(timer);
-        offAbort();
-        body.pause();
-        body.off('data', onData);
-        body.off('end', onEnd);
-        body.off('close', onClose);
-        body.off('error', onError);
-        if (err !== undefined) reject(err);
-        else resolve();
-      };
-      const onData = (chunk: Uint8Array) => {
-        if (take(chunk)) finish();
-        else arm();
-      };
-      const onEnd = () => finish(Object.assign(new Error(`body ended at byte ${this.pos}, before ${end}`), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
-      const onClose = () => setImmediate(() => finish(Object.assign(new Error('body closed before its end'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })));
-      const onError = (err: unknown) => finish(err);
-      const offAbort = onAbort(signal, () => finish(abortReason(signal!)));
-      arm();
-      body.on('data', onData);
-      body.once('end', onEnd);
-      body.once('close', onClose);
-      body.once('error', onError);
-      body.resume();
-    });
+    const state: ReadState = { pos: from };
+    try {
+      await readBodyInto(body, target, state, end, this.io.settings.requestTimeoutMs, signal, () => this.io.storageError('ERR_STORAGE_CONTENT', 'GetObject', this.key, `the body passed byte ${end}`), { pause: true });
+    } finally {
+      this.pos = state.pos;
+    }
   }
 }

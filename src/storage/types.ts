@@ -56,6 +56,11 @@ export interface S3StorageConfig {
  * straight into the parts of its outputs. Chunks come in order; a resumed body starts again
  * where the cut one stopped.
  */
+export interface RangeSink {
+  readonly byteLength: number;
+  set(chunk: Uint8Array, offset: number): void;
+}
+
 /** One GET read in steps (`ObjectStorage.openRange`). */
 export interface RangeCursor {
   readonly key: string;
@@ -67,15 +72,10 @@ export interface RangeCursor {
   readonly closed: boolean;
   /** True when `read(start, end)` can be served now: not closed, not reading, `start` at or a little past `position`. */
   canRead(start: number, end: number): boolean;
-  /** Bytes [start, end) into `sink` (as `sink.set(chunk, offsetInRange)`). Any failure closes the cursor. */
+  /** Bytes [start, end) into `sink` (as `sink.set(chunk, offsetInRange)`). A failure ends the cursor; a body failing mid-read is finished by a plain GET first. */
   read(start: number, end: number, sink: RangeSink, signal?: AbortSignal): Promise<void>;
   /** Ends the GET. Idempotent. */
   close(): void;
-}
-
-export interface RangeSink {
-  readonly byteLength: number;
-  set(chunk: Uint8Array, offset: number): void;
 }
 
 /** What the compactor, the ingest path and GC need from object storage. */
