@@ -25,6 +25,7 @@ import { deferred, raceAbort, type Deferred } from '../util/async.js';
 import { Merger } from './merger.js';
 import { threadStorage } from './thread-storage.js';
 import { Reader } from './reader.js';
+import { CURSOR_MEMORY } from '../storage/range-cursor.js';
 import { Uploader } from './uploader.js';
 
 /** What every pipeline actor knows of the run: the plan (summary + shared block table) and its output ids. */
@@ -73,6 +74,17 @@ function sourceExtents(blocks: PlanBlocks): { needed: Map<string, number>; lastE
   return { needed, lastEnd };
 }
 
+/**
+ * Open reads this attempt keeps (each counted in the budget for the whole attempt as
+ * `CURSOR_MEMORY`): at most `maxOpenReads`, one a source, and no more than every iteration leaves
+ * free beside its blocks and the tail before it (the plan leaves `reserved` where it can).
+ */
+export function openReadsFor(summary: PlanSummary, settings: Pick<PipelineSettings, 'memoryLimit' | 'maxOpenReads'>, sources: number): number {
+  let free = settings.memoryLimit;
+  for (const it of summary.iterations) free = Math.min(free, settings.memoryLimit - it.tailBefore - it.bytes);
+  return Math.max(0, Math.min(settings.maxOpenReads, sources, Math.floor(free / CURSOR_MEMORY)));
+}
+
 /** One iteration's work, derived once from the shared plan table. */
 interface IterationWork {
   iteration: number;
@@ -100,7 +112,12 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const outputs = outputsOf(init);
   const merger = new Merger(outputs, planIndex(init.summary, blocks), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const { needed, lastEnd } = sourceExtents(blocks);
-  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, settings, init.whole, needed, lastEnd);
+  // Objects read whole need no GET to keep open.
+  const openReads = init.whole?.length ? 0 : openReadsFor(init.summary, settings, lastEnd.size);
+  const reserved = openReads * CURSOR_MEMORY;
+  // Taken before anything else: the attempt holds nothing yet, and gives it back when it ends.
+  if (reserved > 0) await budget.acquire(reserved, { signal, timeoutMs: settings.acquireTimeoutMs });
+  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, { ...settings, maxOpenReads: openReads }, init.whole, needed, lastEnd);
   const uploader = new Uploader(outputs, init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   uploader.begin();
   const fail = (err: unknown, iteration?: number) => {
@@ -118,12 +135,13 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const loops = [
     (async () => {
       for await (const { msg } of toReader.consume(signal)) {
-        // Headroom the plan leaves in this iteration: the limit minus its segments and the SSO
-        // tail held before it (a restarted attempt holds no tail and re-reads it as segments).
+        // Headroom the plan leaves in this iteration: the limit minus its segments, the SSO tail
+        // held before it (a restarted attempt holds no tail and re-reads it as segments) and the
+        // open reads.
         const info = init.summary.iterations[msg.iteration]!;
         const data = msg.segments.reduce((n, s) => n + s.size, 0);
         // Objects read whole cost no request: nothing to save by reading through gaps.
-        const headroom = reader.readsWhole ? 0 : Math.max(0, settings.memoryLimit - data - info.tailBefore);
+        const headroom = reader.readsWhole ? 0 : Math.max(0, settings.memoryLimit - data - info.tailBefore - reserved);
         await reader.runIteration(msg.iteration, msg.segments, signal, headroom).catch((e: unknown) => fail(e, msg.iteration));
         // After the last iteration nothing more is read from them: what is left of them (indexes,
         // dead blocks) gives its budget back now, not at the end of the run.
@@ -162,6 +180,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
     await Promise.all(loops);
     await uploader.settle();
     reader.releaseHeld();
+    if (reserved > 0) budget.release(reserved);
     merger.releaseHeld();
     uploader.releaseHeld();
     // Whatever was sent and never taken is still counted: give it back.

@@ -8,6 +8,7 @@ import type { PlannerReport, SupervisorToPlanner, WholeObject } from '../message
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import { checkDroppedStillDead } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
+import { CURSOR_MEMORY } from '../storage/range-cursor.js';
 import type { S3StorageConfig } from '../storage/types.js';
 import type { PlannerInit } from './planner.js';
 import type { ActorPool } from './runtime/actor-pool.js';
@@ -37,6 +38,17 @@ export interface PlanRequest {
   signal: AbortSignal;
 }
 
+/**
+ * How a run reads its candidates. When they fit the memory limit together, whole: one GET an
+ * object for both its index and its data, at planning. Otherwise by range, with up to
+ * `maxOpenReads` GETs kept open across iterations, whose memory the plan leaves free.
+ */
+export function readMode(options: ResolvedCompactorOptions, candidates: readonly StreamSetObjectMetadata[]): { readWhole: boolean; reserved: number } {
+  const total = candidates.reduce((n, c) => n + c.objectSize, 0);
+  const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
+  return { readWhole, reserved: readWhole ? 0 : Math.min(options.maxOpenReads, candidates.length) * CURSOR_MEMORY };
+}
+
 /** Reads indexes and plans on a worker thread of `pool`; the host's thread only receives the summary. */
 export async function planOnWorker(
   pool: ActorPool,
@@ -45,12 +57,11 @@ export async function planOnWorker(
   req: PlanRequest,
 ): Promise<PlannerSession> {
   const { options, budget } = deps;
-  // Candidates that fit the memory limit together are read whole: one GET an object for both
-  // its index and its data. Their budget is taken here, before the first byte is read.
-  const total = req.candidates.reduce((n, c) => n + c.objectSize, 0);
-  const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
+  const { readWhole, reserved } = readMode(options, req.candidates);
+  // Objects read whole hold their budget from before their first byte is read.
   let held = 0;
   if (readWhole) {
+    const total = req.candidates.reduce((n, c) => n + c.objectSize, 0);
     await budget.acquire(total, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
     held = total;
   }
@@ -69,6 +80,7 @@ export async function planOnWorker(
       options,
       indexReadConcurrency: options.indexReadConcurrency,
       readWhole,
+      reserved,
     },
     // Planning is one long synchronous step: heartbeats pause while it runs.
     { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs },

@@ -26,6 +26,8 @@ export interface PlannerInit {
   indexReadConcurrency: number;
   /** Read every candidate whole (its index from those bytes) and hand the bytes on with the plan. */
   readWhole: boolean;
+  /** `PlanInput.reserved`: the pipeline's open reads. */
+  reserved: number;
 }
 
 /**
@@ -81,7 +83,7 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
   try {
     const bytes: (Uint8Array | undefined)[] | undefined = init.readWhole ? [] : undefined;
     const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal, bytes);
-    const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options });
+    const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options, reserved: init.reserved });
     const dropped = checkCoverage(plan, { objects, streams: init.streams });
     const table = encodePlanTable(plan);
     // Whole objects go on (moved, not copied) only where the plan reads them.

@@ -8,6 +8,7 @@ import { ADOPTER_PREFIX, type MetadataStore } from '../metadata/types.js';
 import { planCompaction } from '../plan/index.js';
 import type { CompactionPlan, PlanInputObject } from '../plan/types.js';
 import { readIndexes } from '../actors/planner.js';
+import { readMode } from '../actors/plan-session.js';
 import type { ObjectStorage } from '../storage/types.js';
 import type { S3Storage } from '../storage/s3-storage.js';
 import { listenRequestSamples, type S3RequestSample } from '../storage/request-samples.js';
@@ -205,7 +206,7 @@ export class Compactor {
   async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
     const { candidates, streams, waiting, held } = await listCandidates(this.metadata, this.storage, this.options);
     const objects = await readIndexes(this.storage, candidates, this.options.indexReadConcurrency, signal);
-    const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options });
+    const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options, reserved: readMode(this.options, candidates).reserved });
     plan.deferred.push(...waiting);
     plan.skipped.push(...held);
     return { plan, objects };

@@ -7,6 +7,7 @@ import { resolvePlannerOptions } from '../plan/options.js';
 import { checkPartSizeForStorage } from '../storage/part-size.js';
 import type { PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage } from '../storage/types.js';
+import { humanBytes } from '../util/units.js';
 import { checkNonNegativeInt, checkPositiveInt } from '../util/validate.js';
 import type { Logger } from 'pino';
 
@@ -40,8 +41,9 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   /**
    * GETs kept open across iterations, one per source object, each read a stream range at a time
    * and paused between (a source otherwise costs a GET per iteration). Each holds a socket and
-   * ~300-400 KiB outside the memory budget (read-ahead and the request). Default: a quarter of
-   * `memoryLimit`'s worth (42 under 64 MiB), at most 128; at most 256; 0: none.
+   * is counted in the memory budget as 384 KiB (its read-ahead and the request, measured
+   * 286-347 KiB), which the plan leaves free. Default: a quarter of `memoryLimit`'s worth (42
+   * under 64 MiB), at most 128; at most half of `memoryLimit`'s worth and at most 256; 0: none.
    */
   maxOpenReads?: number;
   /** Index reads in flight while planning. Default 16. */
@@ -159,12 +161,21 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     const v = opts[k];
     if (v !== undefined) out[k] = checkPositiveInt(k, v);
   }
+  // Open reads are counted in the budget (CURSOR_MEMORY each), and the plan leaves them free:
+  // by default a quarter of the limit, at most half of it.
+  const mostOpenReads = Math.min(MAX_OPEN_READS, Math.floor(planner.memoryLimit / 2 / CURSOR_MEMORY));
   if (opts.maxOpenReads === undefined) {
-    // Each open read costs memory outside the budget: by default a quarter of the limit's worth.
     out.maxOpenReads = Math.min(DEFAULT_MAX_OPEN_READS, Math.floor(planner.memoryLimit / 4 / CURSOR_MEMORY));
   } else {
     if (!Number.isSafeInteger(opts.maxOpenReads) || opts.maxOpenReads < 0 || opts.maxOpenReads > MAX_OPEN_READS) {
       throw new OptionsError('maxOpenReads', `must be an integer from 0 (a GET per source and iteration) to ${MAX_OPEN_READS}, got ${String(opts.maxOpenReads)}`);
+    }
+    if (opts.maxOpenReads > mostOpenReads) {
+      throw new OptionsError(
+        'maxOpenReads',
+        `${opts.maxOpenReads} open reads would take ${humanBytes(opts.maxOpenReads * CURSOR_MEMORY)} of memoryLimit (${humanBytes(CURSOR_MEMORY)} each), ` +
+          `more than half of ${humanBytes(planner.memoryLimit)}: at most ${mostOpenReads} under this limit (or raise memoryLimit)`,
+      );
     }
     out.maxOpenReads = opts.maxOpenReads;
   }

@@ -134,7 +134,9 @@ export function evaluate(prep: Prepared, included: readonly number[]): Evaluatio
     return { ...base, memError, soCount: 0, iterationCount: 0 };
   }
 
-  // Greedy cut (optimal, see the header comment).
+  // Greedy cut (optimal, see the header comment), leaving what is reserved free: a block that
+  // leaves less room than that beside its tail still fits (checked above), in an iteration of its own.
+  const cut = L - prep.reserved;
   let iter = 0;
   let bytes = 0;
   let tail = 0;
@@ -145,7 +147,7 @@ export function evaluate(prep: Prepared, included: readonly number[]): Evaluatio
   for (let p = 0; p < m; p++) {
     const k = seq[p]!;
     const sz = eSize[k]!;
-    if (bytes > 0 && tail + bytes + sz > L) {
+    if (bytes > 0 && tail + bytes + sz > cut) {
       iter++;
       bytes = 0;
       tail = sso % P;

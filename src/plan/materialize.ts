@@ -143,6 +143,7 @@ export function materialize(
     orderId,
     dataTimeMs,
     memoryLimit: opts.memoryLimit,
+    reserved: prep.reserved,
     partSize: P,
     sso:
       ssoBlocks > 0

@@ -51,6 +51,12 @@
  * exact while SSO bytes follow, conservative after the SSO closed (stream objects after it). Not counted: the index/footer trailers written at close (36 B per output index entry
  * + 48 B) and per-request overheads.
  *
+ * What the run holds beside its blocks for its whole length (`PlanInput.reserved`: the
+ * pipeline's open reads) is left free: iterations are cut at `memoryLimit - reserved`. It only
+ * shapes the cut: a block that fits beside its tail in `memoryLimit` is planned even when it
+ * leaves less than `reserved` free (in an iteration of its own), and the pipeline then opens
+ * fewer reads.
+ *
  * Cutting: greedily fill each iteration. `bytesBefore(c) - tail(c)` is non-decreasing in the
  * block boundary c (`tail(c) = ssoBefore(c) % partSize`, and `ssoBefore - tail` is a multiple of
  * partSize that never decreases), so the farthest reachable boundary is monotone in c and the
@@ -83,6 +89,11 @@ import type { CompactionPlan, PlanExclusion, PlanInput } from './types.js';
 export function planCompaction(input: PlanInput): CompactionPlan {
   if (typeof input !== 'object' || input === null) throw new PlanError('ERR_PLAN_INVALID', 'plan input must be an object');
   const opts = resolvePlannerOptions(input.options ?? {});
+  const reserved = input.reserved ?? 0;
+  // Half at most: the rest is what iterations are cut to, and a tiny rest would mean an iteration a block.
+  if (!Number.isSafeInteger(reserved) || reserved < 0 || reserved > opts.memoryLimit / 2) {
+    throw new PlanError('ERR_PLAN_INVALID', `reserved must be an integer number of bytes from 0 to half of memoryLimit (${opts.memoryLimit}), got ${String(reserved)}`);
+  }
   // An object whose offsets overlap another's cannot be planned with it, and failing every run
   // would stop the node's compaction for good: the newer of the two is left out (quarantined),
   // and planning starts again without it.
@@ -90,7 +101,7 @@ export function planCompaction(input: PlanInput): CompactionPlan {
   let prep: Prepared;
   for (;;) {
     try {
-      prep = prepare(input, opts, excluded);
+      prep = prepare(input, opts, reserved, excluded);
       break;
     } catch (err) {
       if (!(err instanceof Overlap)) throw err;

@@ -23,6 +23,8 @@ export const K_SSO = 1;
 /** Live entries of all considered objects, flattened and sorted by (streamId, startOffset). */
 export interface Prepared {
   opts: PlannerOptions;
+  /** `PlanInput.reserved`, checked. */
+  reserved: number;
   objects: PlanInputObject[];
   nObj: number;
   status: Uint8Array;

@@ -42,6 +42,11 @@ export interface PlanInput {
   /** "Now" for the force-split rule. The planner reads no clock. */
   nowMs: number;
   options: Partial<PlannerOptions>;
+  /**
+   * Bytes of `memoryLimit` the run holds beside its blocks from start to end (the pipeline's
+   * open reads): iterations are cut to leave them free, wherever a block leaves room. 0 by default.
+   */
+  reserved?: number;
 }
 
 /** What `checkCoverage` needs from the input: the objects and the (possibly newer) stream metadata. */
@@ -149,6 +154,8 @@ export interface CompactionPlan {
   dataTimeMs: number | null;
   /** The limits the plan was cut for. */
   memoryLimit: number;
+  /** Of `memoryLimit`, what the plan was asked to leave free in every iteration (`PlanInput.reserved`). */
+  reserved: number;
   partSize: number;
   sso: PlannedStreamSetObject | null;
   streamObjects: PlannedStreamObject[];

@@ -16,6 +16,11 @@ const KiB = 1024;
 const SOURCES = 3;
 const { proxy, sampleNode } = useSampleNodes();
 const options = SAMPLE_OPTIONS;
+/**
+ * Every source open. Open reads are counted in the budget and the plan leaves them free: with
+ * the limit raised by their memory, a run cuts the iterations of one without open reads.
+ */
+const OPEN = { maxOpenReads: SOURCES, memoryLimit: options.memoryLimit + SOURCES * CURSOR_MEMORY };
 
 /** Compacts `n` through the proxy; returns the report and the GETs sent after planning (the data GETs). */
 async function compactCounting(n: TestNode, extra: Record<string, unknown> = {}) {
@@ -35,8 +40,7 @@ describe('open reads (one GET per source across iterations)', () => {
     const open = await sampleNode('open-reads-on');
     const a = await compactCounting(closed, { maxOpenReads: 0 });
     proxy().requests.length = 0;
-    // Under this 2 MiB limit the default allows one open read (a quarter of the limit's worth).
-    const b = await compactCounting(open, { maxOpenReads: SOURCES });
+    const b = await compactCounting(open, OPEN);
     expect(a.report.iterations).toBeGreaterThan(2);
     expect(b.report.iterations).toBe(a.report.iterations);
     // Without open reads, every iteration reads every source again.
@@ -50,12 +54,12 @@ describe('open reads (one GET per source across iterations)', () => {
   it('a body cut while a cursor reads, and one cut while it waits between iterations: those reads take plain GETs and the run commits the same', async () => {
     const calm = await sampleNode('open-reads-calm');
     const hit = await sampleNode('open-reads-cut');
-    const expected = await calm.compactor(options).compactOnce();
+    const expected = await calm.compactor({ ...options, ...OPEN }).compactOnce();
     // The first data GET (after one index GET per source) is cut inside the first iteration's
     // range; the second well past it, while its cursor is paused.
     proxy().addRule({ op: 'GetObject', skip: SOURCES, times: 1, action: fault.cutBody(20 * KiB) });
     proxy().addRule({ op: 'GetObject', skip: SOURCES, times: 1, action: fault.cutBody(900 * KiB) });
-    const { report, dataGets } = await compactCounting(hit, { maxOpenReads: SOURCES });
+    const { report, dataGets } = await compactCounting(hit, OPEN);
     expect(report.committed).toBe(true);
     expect(report.restarts).toBe(0);
     expect(report.iterations).toBe(expected.iterations);
@@ -66,7 +70,7 @@ describe('open reads (one GET per source across iterations)', () => {
     await hit.verify();
   });
 
-  it('maxOpenReads is checked at the boundary, and by default spends a quarter of the memory limit on open reads', async () => {
+  it('maxOpenReads is checked at the boundary, and by default spends a quarter of the memory limit on open reads, at most half', async () => {
     const n = await sampleNode('open-reads-options');
     for (const bad of [-1, 1.5, 257, '4']) {
       expect(() => n.compactor({ ...options, maxOpenReads: bad as number })).toThrow(/maxOpenReads/);
@@ -75,6 +79,31 @@ describe('open reads (one GET per source across iterations)', () => {
     expect(resolved({ memoryLimit: 64 * MiB }).maxOpenReads).toBe(Math.floor((64 * MiB) / 4 / CURSOR_MEMORY));
     expect(resolved({ memoryLimit: 1024 * MiB }).maxOpenReads).toBe(128);
     expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: 0 }).maxOpenReads).toBe(0);
-    expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: 200 }).maxOpenReads).toBe(200);
+    const most = Math.floor((32 * MiB) / CURSOR_MEMORY);
+    expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: most }).maxOpenReads).toBe(most);
+    expect(() => resolved({ memoryLimit: 64 * MiB, maxOpenReads: most + 1 })).toThrow(new RegExp(`maxOpenReads.*more than half of 64.0 MiB: at most ${most}`));
+    expect(resolved({ memoryLimit: 1024 * MiB, maxOpenReads: 256 }).maxOpenReads).toBe(256);
+  });
+
+  it('the plan leaves the open reads free, and the dry run shows the same plan as the run', async () => {
+    const n = await sampleNode('open-reads-reserved');
+    const { plan } = await n.compactor({ ...options, ...OPEN }).plan();
+    expect(plan.reserved).toBe(SOURCES * CURSOR_MEMORY);
+    for (const it of plan.iterations) expect(it.tailBefore + it.bytes).toBeLessThanOrEqual(options.memoryLimit);
+    const { plan: without } = await n.compactor({ ...options, maxOpenReads: 0 }).plan();
+    expect(without.reserved).toBe(0);
+    expect(plan.iterations.map((it) => it.bytes)).toEqual(without.iterations.map((it) => it.bytes));
+    // Counted in the budget from the pipeline's start to its end, then given back.
+    const compactor = n.compactor({ ...options, ...OPEN });
+    const inUse: number[] = [];
+    const sub = compactor.events$.pipe(filter((e) => e.type === 'iteration.finished')).subscribe(() => inUse.push(compactor.budget.inUse));
+    const report = await compactor.compactOnce();
+    sub.unsubscribe();
+    expect(report.committed).toBe(true);
+    expect(report.iterations).toBe(plan.iterations.length);
+    expect(inUse).toHaveLength(plan.iterations.length);
+    for (const held of inUse) expect(held).toBeGreaterThanOrEqual(SOURCES * CURSOR_MEMORY);
+    expect(compactor.budget.inUse).toBe(0);
+    await n.verify();
   });
 });

@@ -298,6 +298,27 @@ describe('rule 5: memory limit', () => {
     }
   });
 
+  it('leaves what the run reserves (open reads) free in every iteration a block allows, and plans the same outputs', () => {
+    const base = plan(objects, strs, { ...opts, memoryLimit: 150 });
+    expect(base.reserved).toBe(0);
+    // The cut the limit less the reservation gives, whatever memoryLimit says.
+    const reserving = planCompaction({ ...input(objects, strs, { ...opts, memoryLimit: 200 }), reserved: 50 });
+    checkInvariants(reserving);
+    expect(reserving.reserved).toBe(50);
+    expect(reserving.iterations.map((it) => [it.tailBefore, it.bytes])).toEqual(base.iterations.map((it) => [it.tailBefore, it.bytes]));
+    expect(ssoRanges(reserving)).toEqual(ssoRanges(base));
+    expect(soRanges(reserving)).toEqual(soRanges(base));
+    // A block of 45 beside a tail that leaves less than the reservation free is still planned, on its own.
+    const tight = planCompaction({ ...input(objects, strs, { ...opts, memoryLimit: 100 }), reserved: 50 });
+    checkInvariants(tight);
+    expect(tight.totals.bytesToRead).toBe(base.totals.bytesToRead);
+    expect(tight.iterations.some((it) => it.tailBefore + it.bytes > 50)).toBe(true);
+    for (const it of tight.iterations) if (it.tailBefore + it.bytes > 50) expect(it.blocks).toHaveLength(1);
+    for (const bad of [-1, 0.5, 51]) {
+      expect(planError(() => planCompaction({ ...input(objects, strs, { ...opts, memoryLimit: 100 }), reserved: bad })).message).toMatch(/reserved .*half of memoryLimit/);
+    }
+  });
+
   it('a block larger than memoryLimit excludes its object, reported with the sizes', () => {
     const p = plan([obj(1, [[1, 0, 10, 10]]), obj(2, [[1, 10, 20, 500]]), obj(3, [[1, 20, 30, 10], [2, 0, 1, 1]]), obj(4, [[2, 1, 2, 1]])], streams(1, 2), {
       ...SMALL,
