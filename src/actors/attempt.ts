@@ -35,7 +35,7 @@ export class Attempt {
   readonly #subscription: Subscription;
 
   constructor(pool: ActorPool, init: PipelineInit, name: string, ledger: RunLedger, onProgress: () => void) {
-    const transferList = init.whole?.map((o) => o.bytes.buffer as ArrayBuffer) ?? [];
+    const transferList = init.whole ? [init.whole.port] : [];
     this.pipeline = pool.spawn<PipelineInit, SupervisorToPipeline, PipelineReport>(PIPELINE_MODULE, 'pipelineActor', init, { name, transferList });
     this.#subscription = this.pipeline.events$.subscribe((m) => {
       if (ledger.record(m)) onProgress();

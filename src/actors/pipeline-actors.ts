@@ -3,6 +3,7 @@
  * from plain configuration (threads cannot share one) and wiring the reader, merger and uploader
  * (reader.ts, merger.ts, uploader.ts) with in-isolate credit channels.
  */
+import { receiveMessageOnPort } from 'node:worker_threads';
 import { AbortError } from '../errors.js';
 import type { Actor } from './runtime/actor-context.js';
 import { LocalChannel } from './runtime/local-channel.js';
@@ -16,6 +17,7 @@ import {
   type ReaderToMerger,
   type Segment,
   type SupervisorToPipeline,
+  type WholeHandoff,
   type WholeObject,
 } from '../messages/pipeline.js';
 import { objectKey } from '../format/index.js';
@@ -48,10 +50,19 @@ export interface PipelineInit extends RunInit {
   /** Credit windows of the channels: the budget bounds the bytes, the windows only bound queues. */
   windows: { merger: number; uploader: number };
   /**
-   * Objects read whole at planning, their bytes moved here with the budget they hold (first
+   * Objects read whole at planning, queued on their port, with the budget they hold (first
    * attempt only): the reader copies from them instead of reading them again.
    */
-  whole?: WholeObject[];
+  whole?: WholeHandoff;
+}
+
+/** The objects read whole at planning, off their port; should they be missing, their budget goes back and the reader reads by range. */
+function receiveWhole(handoff: WholeHandoff | undefined, budget: { release(bytes: number): void }): WholeObject[] | undefined {
+  if (!handoff) return undefined;
+  const objects = receiveMessageOnPort(handoff.port)?.message as WholeObject[] | undefined;
+  handoff.port.close();
+  if (!objects) budget.release(handoff.bytes);
+  return objects;
 }
 
 /** The outputs this attempt still has to write. */
@@ -112,12 +123,13 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const outputs = outputsOf(init);
   const merger = new Merger(outputs, planIndex(init.summary, blocks), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const { needed, lastEnd } = sourceExtents(blocks);
+  const whole = receiveWhole(init.whole, budget);
   // Objects read whole need no GET to keep open.
-  const openReads = init.whole?.length ? 0 : openReadsFor(init.summary, settings, lastEnd.size);
+  const openReads = whole?.length ? 0 : openReadsFor(init.summary, settings, lastEnd.size);
   const reserved = openReads * CURSOR_MEMORY;
   // Taken before anything else: the attempt holds nothing yet, and gives it back when it ends.
   if (reserved > 0) await budget.acquire(reserved, { signal, timeoutMs: settings.acquireTimeoutMs });
-  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, { ...settings, maxOpenReads: openReads }, init.whole, needed, lastEnd);
+  const reader = new Reader(storage, budget, merger, { send: (m, b) => r2m.send(m, b, signal) }, reporter, { ...settings, maxOpenReads: openReads }, whole, needed, lastEnd);
   const uploader = new Uploader(outputs, init.resume, storage, budget, reporter, settings, signal, (b) => m2u.grant(b), (err) => ctx.fail(err));
   uploader.begin();
   const fail = (err: unknown, iteration?: number) => {

@@ -4,7 +4,8 @@
  */
 import { toCompactorError } from '../errors.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
-import type { PlannerReport, SupervisorToPlanner, WholeObject } from '../messages/pipeline.js';
+import { MessageChannel } from 'node:worker_threads';
+import type { PlannerReport, SupervisorToPlanner, WholeHandoff } from '../messages/pipeline.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import { checkDroppedStillDead } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
@@ -27,7 +28,7 @@ export interface PlannerSession {
    * Takes over the objects read whole at planning (`readWholeWhenFits`) and the budget they hold,
    * once (for `execute`); `close` gives back what was not taken.
    */
-  takeWhole(): WholeObject[] | undefined;
+  takeWhole(): WholeHandoff | undefined;
   close(): Promise<void>;
 }
 
@@ -65,9 +66,15 @@ export async function planOnWorker(
     await budget.acquire(total, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
     held = total;
   }
+  // The objects go from the planner to the pipeline on a port of their own (`WholeHandoff`).
+  const wholeChannel = readWhole ? new MessageChannel() : undefined;
+  let wholePort = wholeChannel?.port2;
   const giveBack = () => {
     if (held > 0) budget.release(held);
     held = 0;
+    // Not handed on: what is queued on it (the objects) is dropped with it.
+    wholePort?.close();
+    wholePort = undefined;
   };
   const handle = pool.spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
     PLANNER_MODULE,
@@ -79,11 +86,11 @@ export async function planOnWorker(
       nowMs: req.nowMs,
       options,
       indexReadConcurrency: options.indexReadConcurrency,
-      readWhole,
       reserved,
+      ...(wholeChannel ? { wholePort: wholeChannel.port1 } : {}),
     },
     // Planning is one long synchronous step: heartbeats pause while it runs.
-    { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs },
+    { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs, transferList: wholeChannel ? [wholeChannel.port1] : [] },
   );
   const stop = async () => {
     await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
@@ -92,8 +99,7 @@ export async function planOnWorker(
     const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
     await stop();
     // What the plan does not read (skipped, untouched objects) is not sent: its budget comes back now.
-    const objects = planned.whole ?? [];
-    const kept = objects.reduce((n, o) => n + o.bytes.byteLength, 0);
+    const kept = planned.wholeBytes ?? 0;
     if (held > kept) budget.release(held - kept);
     held = kept;
     return {
@@ -101,9 +107,11 @@ export async function planOnWorker(
       table: planned.table,
       check: async (streams) => checkDroppedStillDead(planned.dropped, streams),
       takeWhole: () => {
-        if (held === 0) return undefined;
+        if (held === 0 || !wholePort) return undefined;
+        const handoff = { port: wholePort, bytes: held };
         held = 0;
-        return objects;
+        wholePort = undefined;
+        return handoff;
       },
       // Not taken over by a pipeline (the run planned nothing to do, or failed before it).
       close: async () => giveBack(),

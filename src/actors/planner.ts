@@ -8,7 +8,8 @@
 import { toCompactorError } from '../errors.js';
 import { readObjectIndex } from '../format/index.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
-import type { PlannerReport, SupervisorToPlanner } from '../messages/pipeline.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { PlannerReport, SupervisorToPlanner, WholeObject } from '../messages/pipeline.js';
 import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '../plan/index.js';
 import type { PlanInputObject, PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
@@ -24,8 +25,11 @@ export interface PlannerInit {
   nowMs: number;
   options: PlannerOptions;
   indexReadConcurrency: number;
-  /** Read every candidate whole (its index from those bytes) and hand the bytes on with the plan. */
-  readWhole: boolean;
+  /**
+   * Read every candidate whole (its index from those bytes); the ones the plan reads go to this
+   * port for the pipeline (`WholeHandoff`).
+   */
+  wholePort?: MessagePort;
   /** `PlanInput.reserved`: the pipeline's open reads. */
   reserved: number;
 }
@@ -81,18 +85,25 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
   const { init } = ctx;
   const storage = await threadStorage(init.storage);
   try {
-    const bytes: (Uint8Array | undefined)[] | undefined = init.readWhole ? [] : undefined;
+    const bytes: (Uint8Array | undefined)[] | undefined = init.wholePort ? [] : undefined;
     const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal, bytes);
     const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options, reserved: init.reserved });
     const dropped = checkCoverage(plan, { objects, streams: init.streams });
     const table = encodePlanTable(plan);
-    // Whole objects go on (moved, not copied) only where the plan reads them.
-    const used = new Set(table.keys);
-    const whole = bytes && objects.flatMap((o, i) => (bytes[i] && used.has(o.key) ? [{ key: o.key, bytes: bytes[i]! }] : []));
+    // Whole objects go on (moved, not copied) only where the plan reads them, and before the
+    // report: the pipeline finds them queued on its end of the port.
+    let wholeBytes: number | undefined;
+    if (bytes && init.wholePort) {
+      const used = new Set(table.keys);
+      const whole: WholeObject[] = objects.flatMap((o, i) => (bytes[i] && used.has(o.key) ? [{ key: o.key, bytes: bytes[i]! }] : []));
+      // Counted before they are moved: a moved buffer is empty here.
+      wholeBytes = whole.reduce((n, o) => n + o.bytes.byteLength, 0);
+      init.wholePort.postMessage(whole, whole.map((o) => o.bytes.buffer as ArrayBuffer));
+    }
     // The table's SharedArrayBuffer is shared, not transferred: nothing to list, nothing to walk.
     // Then the actor ends: its thread is free for the pipeline, and what the commit checks again
     // (that the dropped blocks are still dead) is the small `dropped` summary, on the host.
-    ctx.send({ type: 'planned', summary: summarizePlan(plan), table, dropped, ...(whole ? { whole } : {}) }, whole?.map((o) => o.bytes.buffer as ArrayBuffer) ?? []);
+    ctx.send({ type: 'planned', summary: summarizePlan(plan), table, dropped, ...(wholeBytes === undefined ? {} : { wholeBytes }) });
   } finally {
     // The storage stays with the thread (thread-storage.ts); the index reads are reported now.
     storage.flushRequestSamples();

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import { CompactorError, toCompactorError } from '../errors.js';
 import type { CompactorEvent } from '../compactor/events.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
-import { destKey, type PipelineSettings, type WholeObject } from '../messages/pipeline.js';
+import { destKey, type PipelineSettings, type WholeHandoff } from '../messages/pipeline.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import type { BandwidthHandle } from '../storage/bandwidth.js';
@@ -120,7 +120,7 @@ export class Supervisor {
   }
 
   /** `whole`: objects read whole at planning, with their budget (`PlannerSession.takeWhole`): the first attempt copies from them. */
-  async execute(req: { runId: number; summary: PlanSummary; table: PlanTable; ssoId: number; soIds: number[]; whole?: WholeObject[]; signal: AbortSignal }): Promise<ExecutionResult> {
+  async execute(req: { runId: number; summary: PlanSummary; table: PlanTable; ssoId: number; soIds: number[]; whole?: WholeHandoff; signal: AbortSignal }): Promise<ExecutionResult> {
     const { summary, table, runId, signal, ssoId, soIds } = req;
     // Moved to the first attempt; a restarted one reads from storage (the budget was reclaimed).
     let whole = req.whole;
@@ -129,6 +129,7 @@ export class Supervisor {
     const storageConfig = await this.workerStorage().catch((err: unknown) => {
       // The run owns the budget from here on (the whole objects' included): nothing else holds any.
       budget.reclaimAll();
+      whole?.port.close();
       throw err;
     });
     const settings: PipelineSettings = {

@@ -3,6 +3,7 @@
  * back to the supervisor only as typed messages. Every union is closed, so a sender and a
  * receiver that disagree fail to compile.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { DroppedStream } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { S3StorageConfig } from '../storage/types.js';
@@ -78,14 +79,26 @@ export type SupervisorToPipeline = IterationStart;
 export type SupervisorToPlanner = never;
 /**
  * `dropped`: what the plan drops as dead, per stream, checked again on the host before the commit.
- * `whole`: the objects the plan reads, read whole at planning (`readWholeWhenFits`), moved here.
+ * `wholeBytes`: the size of the objects the plan reads that were read whole at planning
+ * (`readWholeWhenFits`); the objects themselves went to the planner's `wholePort`.
  */
-export type PlannerReport = { type: 'planned'; summary: PlanSummary; table: PlanTable; dropped: DroppedStream[]; whole?: WholeObject[] };
+export type PlannerReport = { type: 'planned'; summary: PlanSummary; table: PlanTable; dropped: DroppedStream[]; wholeBytes?: number };
 
 /** An object read whole: the pipeline copies from these bytes instead of reading it again. */
 export interface WholeObject {
   key: string;
   bytes: Uint8Array;
+}
+
+/**
+ * Objects read whole at planning on their way from the planner to the pipeline's first attempt:
+ * one `WholeObject[]` message queued on a port of their own, which the host passes on unread.
+ * Their buffers never enter the host's isolate (there, a run's worth of buffers cost a major GC
+ * on the host's thread). `bytes`: their total, held in the budget until the pipeline takes over.
+ */
+export interface WholeHandoff {
+  port: MessagePort;
+  bytes: number;
 }
 
 // ---- data plane --------------------------------------------------------------------------------
