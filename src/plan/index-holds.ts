@@ -8,36 +8,44 @@ import type { StreamRange } from '../metadata/types.js';
  * and ours) lays them out. Entries of other streams are ignored; their order does not matter.
  */
 export function indexHoldsRange(entries: readonly IndexEntry[], range: StreamRange): string | null {
-  let from = Infinity;
-  let to = -Infinity;
-  for (const e of entries) {
-    if (e.streamId !== range.streamId || e.endOffset <= range.startOffset || e.startOffset >= range.endOffset) continue;
-    from = Math.min(from, e.startOffset);
-    to = Math.max(to, e.endOffset);
-  }
-  const want = `stream ${range.streamId} [${range.startOffset}, ${range.endOffset})`;
-  if (from === Infinity) return `its index holds nothing of ${want} that metadata gives it`;
-  if (from > range.startOffset) return `its index holds ${want} that metadata gives it only from offset ${from}`;
-  if (to < range.endOffset) return `its index holds ${want} that metadata gives it only up to offset ${to}`;
-  return null;
+  return indexProblems(entries, [range])[0] ?? null;
 }
 
 /**
- * `indexHoldsRange` for every range of an object, grouping its index by stream once (an SSO's
- * index and ranges both run into the thousands): the problems, one per range that does not hold.
+ * `indexHoldsRange` for every range of an object in one pass over its index (an SSO's index and
+ * ranges both run into the thousands, a planned run's into the millions): the problems, one per
+ * range that does not hold. Nothing is allocated per entry or per range that holds.
  */
 export function indexProblems(entries: readonly IndexEntry[], ranges: readonly StreamRange[]): string[] {
-  if (ranges.length === 0) return [];
-  const byStream = new Map<number, IndexEntry[]>();
+  const n = ranges.length;
+  if (n === 0) return [];
+  // The ranges of each stream, chained: metadata gives an SSO one range per stream, seldom more.
+  const first = new Map<number, number>();
+  const next = new Int32Array(n).fill(-1);
+  for (let r = n - 1; r >= 0; r--) {
+    const s = ranges[r]!.streamId;
+    const f = first.get(s);
+    if (f !== undefined) next[r] = f;
+    first.set(s, r);
+  }
+  const from = new Float64Array(n).fill(Infinity);
+  const to = new Float64Array(n).fill(-Infinity);
   for (const e of entries) {
-    let list = byStream.get(e.streamId);
-    if (!list) byStream.set(e.streamId, (list = []));
-    list.push(e);
+    for (let r = first.get(e.streamId) ?? -1; r >= 0; r = next[r]!) {
+      const g = ranges[r]!;
+      if (e.endOffset <= g.startOffset || e.startOffset >= g.endOffset) continue;
+      if (e.startOffset < from[r]!) from[r] = e.startOffset;
+      if (e.endOffset > to[r]!) to[r] = e.endOffset;
+    }
   }
   const problems: string[] = [];
-  for (const r of ranges) {
-    const problem = indexHoldsRange(byStream.get(r.streamId) ?? [], r);
-    if (problem !== null) problems.push(problem);
+  for (let r = 0; r < n; r++) {
+    const g = ranges[r]!;
+    if (from[r]! <= g.startOffset && to[r]! >= g.endOffset) continue;
+    const want = `stream ${g.streamId} [${g.startOffset}, ${g.endOffset})`;
+    if (from[r] === Infinity) problems.push(`its index holds nothing of ${want} that metadata gives it`);
+    else if (from[r]! > g.startOffset) problems.push(`its index holds ${want} that metadata gives it only from offset ${from[r]}`);
+    else problems.push(`its index holds ${want} that metadata gives it only up to offset ${to[r]}`);
   }
   return problems;
 }

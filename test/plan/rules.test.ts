@@ -5,6 +5,8 @@ import {
   checkCoverage,
   checkDroppedStillDead,
   formatPlan,
+  indexHoldsRange,
+  indexProblems,
   planCompaction,
   resolvePlannerOptions,
   type CompactionPlan,
@@ -253,6 +255,22 @@ describe('rule 4: runs', () => {
     const sparse = obj(4, [[4, 0, 2, 5], [4, 5, 8, 5]]);
     sparse.meta.ranges = [{ streamId: 4, startOffset: 0, endOffset: 8 }];
     expect(plan([sparse, obj(5, [[4, 8, 9, 5]])], streams(4)).skipped).toEqual([]);
+  });
+
+  it('indexProblems names each range the index does not hold, in one pass, several ranges of a stream included', () => {
+    const e = (streamId: number, startOffset: number, endOffset: number) => ({ streamId, startOffset, endOffset, recordCount: 1, position: 0, size: 1 });
+    const index = [e(1, 0, 4), e(1, 6, 10), e(2, 5, 9), e(1, 20, 25), e(3, 0, 1)];
+    const r = (streamId: number, startOffset: number, endOffset: number) => ({ streamId, startOffset, endOffset });
+    // Held: sparse [0,10) of stream 1, [20,25) of stream 1 (a second range of the stream), [0,1) of 3.
+    expect(indexProblems(index, [r(1, 0, 10), r(3, 0, 1), r(1, 20, 25)])).toEqual([]);
+    expect(indexProblems(index, [r(1, 0, 10), r(2, 4, 9), r(1, 20, 26), r(4, 0, 1), r(3, 0, 1)])).toEqual([
+      'its index holds stream 2 [4, 9) that metadata gives it only from offset 5',
+      'its index holds stream 1 [20, 26) that metadata gives it only up to offset 25',
+      'its index holds nothing of stream 4 [0, 1) that metadata gives it',
+    ]);
+    // An entry of another range of the same stream does not count for this one.
+    expect(indexHoldsRange(index, r(1, 12, 18))).toBe('its index holds nothing of stream 1 [12, 18) that metadata gives it');
+    expect(indexHoldsRange(index, r(1, 2, 8))).toBeNull();
   });
 
   it('trimmed data does not count as overlapping', () => {
