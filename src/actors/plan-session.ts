@@ -44,10 +44,10 @@ export interface PlanRequest {
  * object for both its index and its data, at planning. Otherwise by range, with up to
  * `maxOpenReads` GETs kept open across iterations, whose memory the plan leaves free.
  */
-export function readMode(options: ResolvedCompactorOptions, candidates: readonly StreamSetObjectMetadata[]): { readWhole: boolean; reserved: number } {
+export function readMode(options: ResolvedCompactorOptions, candidates: readonly StreamSetObjectMetadata[]): { wholeBytes: number; reserved: number } {
   const total = candidates.reduce((n, c) => n + c.objectSize, 0);
   const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
-  return { readWhole, reserved: readWhole ? 0 : Math.min(options.maxOpenReads, candidates.length) * CURSOR_MEMORY };
+  return readWhole ? { wholeBytes: total, reserved: 0 } : { wholeBytes: 0, reserved: Math.min(options.maxOpenReads, candidates.length) * CURSOR_MEMORY };
 }
 
 /** Reads indexes and plans on a worker thread of `pool`; the host's thread only receives the summary. */
@@ -58,16 +58,15 @@ export async function planOnWorker(
   req: PlanRequest,
 ): Promise<PlannerSession> {
   const { options, budget } = deps;
-  const { readWhole, reserved } = readMode(options, req.candidates);
+  const { wholeBytes, reserved } = readMode(options, req.candidates);
   // Objects read whole hold their budget from before their first byte is read.
   let held = 0;
-  if (readWhole) {
-    const total = req.candidates.reduce((n, c) => n + c.objectSize, 0);
-    await budget.acquire(total, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
-    held = total;
+  if (wholeBytes > 0) {
+    await budget.acquire(wholeBytes, { signal: req.signal, timeoutMs: options.iterationTimeoutMs });
+    held = wholeBytes;
   }
   // The objects go from the planner to the pipeline on a port of their own (`WholeHandoff`).
-  const wholeChannel = readWhole ? new MessageChannel() : undefined;
+  const wholeChannel = wholeBytes > 0 ? new MessageChannel() : undefined;
   let wholePort = wholeChannel?.port2;
   const giveBack = () => {
     if (held > 0) budget.release(held);
