@@ -1,7 +1,7 @@
 // `npm run bench` (builds first, then): runs every scenario, each in its own process, then
 // regenerates bench/results/summary.md and chart.svg.
 //
-//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth] [--server moto|fauxqs]
+//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth] [--server moto|fauxqs] [--reps N]
 //
 // Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e), bandwidth (f).
 // Results: bench/results/<name>.json. Never part of `npm test`.
@@ -22,7 +22,7 @@ const scenarios = [
 ];
 
 function run(name, nodeArgs) {
-  const extra = [...(quick ? ['--quick'] : []), ...(a.server ? ['--server', a.server] : [])];
+  const extra = [...(quick ? ['--quick'] : []), ...(a.server ? ['--server', a.server] : []), ...(a.reps ? ['--reps', String(a.reps)] : [])];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [...nodeArgs, path.join(benchDir, `${name}.mjs`), ...extra], {
       stdio: 'inherit',
