@@ -87,13 +87,13 @@ function sourceExtents(blocks: PlanBlocks): { needed: Map<string, number>; lastE
 
 /**
  * Open reads this attempt keeps (each counted in the budget for the whole attempt as
- * `CURSOR_MEMORY`): at most `maxOpenReads`, one a source, and no more than every iteration leaves
- * free beside its blocks and the tail before it (the plan leaves `reserved` where it can).
+ * `CURSOR_MEMORY`): as many as the plan picked, and no more than every iteration leaves free
+ * beside its blocks and the tail before it (the plan leaves `reserved` where a block allows).
  */
-export function openReadsFor(summary: PlanSummary, settings: Pick<PipelineSettings, 'memoryLimit' | 'maxOpenReads'>, sources: number): number {
-  let free = settings.memoryLimit;
-  for (const it of summary.iterations) free = Math.min(free, settings.memoryLimit - it.tailBefore - it.bytes);
-  return Math.max(0, Math.min(settings.maxOpenReads, sources, Math.floor(free / CURSOR_MEMORY)));
+export function openReadsFor(summary: PlanSummary, memoryLimit: number): number {
+  let free = memoryLimit;
+  for (const it of summary.iterations) free = Math.min(free, memoryLimit - it.tailBefore - it.bytes);
+  return Math.max(0, Math.min(summary.openReads, Math.floor(free / CURSOR_MEMORY)));
 }
 
 /** One iteration's work, derived once from the shared plan table. */
@@ -125,7 +125,7 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const { needed, lastEnd } = sourceExtents(blocks);
   const whole = receiveWhole(init.whole, budget);
   // Objects read whole need no GET to keep open.
-  const openReads = whole?.length ? 0 : openReadsFor(init.summary, settings, lastEnd.size);
+  const openReads = whole?.length ? 0 : openReadsFor(init.summary, settings.memoryLimit);
   const reserved = openReads * CURSOR_MEMORY;
   // Taken before anything else: the attempt holds nothing yet, and gives it back when it ends.
   if (reserved > 0) await budget.acquire(reserved, { signal, timeoutMs: settings.acquireTimeoutMs });

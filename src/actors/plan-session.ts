@@ -9,6 +9,7 @@ import type { PlannerReport, SupervisorToPlanner, WholeHandoff } from '../messag
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import { checkDroppedStillDead } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
+import type { PlanInput } from '../plan/types.js';
 import { CURSOR_MEMORY } from '../storage/range-cursor.js';
 import type { S3StorageConfig } from '../storage/types.js';
 import type { PlannerInit } from './planner.js';
@@ -42,12 +43,13 @@ export interface PlanRequest {
 /**
  * How a run reads its candidates. When they fit the memory limit together, whole: one GET an
  * object for both its index and its data, at planning. Otherwise by range, with up to
- * `maxOpenReads` GETs kept open across iterations, whose memory the plan leaves free.
+ * `maxOpenReads` GETs kept open across iterations (`PlanInput.openReads`: the plan picks how
+ * many and leaves their memory free).
  */
-export function readMode(options: ResolvedCompactorOptions, candidates: readonly StreamSetObjectMetadata[]): { wholeBytes: number; reserved: number } {
+export function readMode(options: ResolvedCompactorOptions, candidates: readonly StreamSetObjectMetadata[]): { wholeBytes: number; openReads?: PlanInput['openReads'] } {
   const total = candidates.reduce((n, c) => n + c.objectSize, 0);
   const readWhole = options.readWholeWhenFits && total > 0 && total <= options.memoryLimit;
-  return readWhole ? { wholeBytes: total, reserved: 0 } : { wholeBytes: 0, reserved: Math.min(options.maxOpenReads, candidates.length) * CURSOR_MEMORY };
+  return readWhole ? { wholeBytes: total } : { wholeBytes: 0, openReads: { max: options.maxOpenReads, bytesEach: CURSOR_MEMORY } };
 }
 
 /** Reads indexes and plans on a worker thread of `pool`; the host's thread only receives the summary. */
@@ -58,7 +60,7 @@ export async function planOnWorker(
   req: PlanRequest,
 ): Promise<PlannerSession> {
   const { options, budget } = deps;
-  const { wholeBytes, reserved } = readMode(options, req.candidates);
+  const { wholeBytes, openReads } = readMode(options, req.candidates);
   // Objects read whole hold their budget from before their first byte is read.
   let held = 0;
   if (wholeBytes > 0) {
@@ -85,7 +87,7 @@ export async function planOnWorker(
       nowMs: req.nowMs,
       options,
       indexReadConcurrency: options.indexReadConcurrency,
-      reserved,
+      ...(openReads ? { openReads } : {}),
       ...(wholeChannel ? { wholePort: wholeChannel.port1 } : {}),
     },
     // Planning is one long synchronous step: heartbeats pause while it runs.

@@ -11,7 +11,7 @@ import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.
 import type { MessagePort } from 'node:worker_threads';
 import type { PlannerReport, SupervisorToPlanner, WholeObject } from '../messages/pipeline.js';
 import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '../plan/index.js';
-import type { PlanInputObject, PlannerOptions } from '../plan/types.js';
+import type { PlanInput, PlanInputObject, PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
 import { allocFreeable } from '../util/freeable.js';
@@ -30,8 +30,8 @@ export interface PlannerInit {
    * port for the pipeline (`WholeHandoff`).
    */
   wholePort?: MessagePort;
-  /** `PlanInput.reserved`: the pipeline's open reads. */
-  reserved: number;
+  /** `PlanInput.openReads`: the pipeline's open reads. */
+  openReads?: PlanInput['openReads'];
 }
 
 /**
@@ -87,7 +87,7 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
   try {
     const bytes: (Uint8Array | undefined)[] | undefined = init.wholePort ? [] : undefined;
     const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal, bytes);
-    const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options, reserved: init.reserved });
+    const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options, ...(init.openReads ? { openReads: init.openReads } : {}) });
     const dropped = checkCoverage(plan, { objects, streams: init.streams });
     const table = encodePlanTable(plan);
     // Whole objects go on (moved, not copied) only where the plan reads them, and before the

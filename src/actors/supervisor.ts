@@ -138,7 +138,6 @@ export class Supervisor {
       maxGetSize: Math.min(options.maxGetSize, options.memoryLimit),
       memoryLimit: options.memoryLimit,
       readsInFlight: options.readsInFlight,
-      maxOpenReads: options.maxOpenReads,
       partsInFlight: options.partsInFlight,
       // The plan fits the budget, so an acquire waits only on a bug: bound it like the iteration.
       acquireTimeoutMs: options.iterationTimeoutMs,

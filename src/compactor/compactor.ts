@@ -206,7 +206,8 @@ export class Compactor {
   async plan(signal?: AbortSignal): Promise<{ plan: CompactionPlan; objects: PlanInputObject[] }> {
     const { candidates, streams, waiting, held } = await listCandidates(this.metadata, this.storage, this.options);
     const objects = await readIndexes(this.storage, candidates, this.options.indexReadConcurrency, signal);
-    const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options, reserved: readMode(this.options, candidates).reserved });
+    const { openReads } = readMode(this.options, candidates);
+    const plan = planCompaction({ objects, streams, nowMs: Date.now(), options: this.options, ...(openReads ? { openReads } : {}) });
     plan.deferred.push(...waiting);
     plan.skipped.push(...held);
     return { plan, objects };

@@ -61,8 +61,6 @@ export interface PipelineSettings {
   maxGetSize: number;
   memoryLimit: number;
   readsInFlight: number;
-  /** GETs the reader keeps open across iterations, one per source (0: none). */
-  maxOpenReads: number;
   partsInFlight: number;
   acquireTimeoutMs: number;
 }

@@ -131,23 +131,40 @@ export function evaluate(prep: Prepared, included: readonly number[]): Evaluatio
         `in total; the smallest memoryLimit that works for these objects is ${humanBytes(need)} = ${need} bytes (or lower partSize)`,
       { suggest: { option: 'memoryLimit', value: need } },
     );
-    return { ...base, memError, soCount: 0, iterationCount: 0 };
+    return { ...base, memError, soCount: 0, iterationCount: 0, openReads: 0, reserved: 0 };
   }
 
-  // Greedy cut (optimal, see the header comment), leaving what is reserved free: a block that
-  // leaves less room than that beside its tail still fits (checked above), in an iteration of its own.
-  const cut = L - prep.reserved;
+  const order: Order = { seq, runOf, runKind };
+  const { openReads, reserved } = chooseOpenReads(prep, order);
+  const cut = cutIterations(prep, order, L - reserved, { seqSo, seqIter });
+  return { ...base, memError: null, soCount: cut.soCount, iterationCount: cut.iterations, openReads, reserved };
+}
+
+/** The blocks in output order, with their runs. */
+interface Order {
+  seq: Int32Array;
+  runOf: Int32Array;
+  runKind: Uint8Array;
+}
+
+/**
+ * The greedy cut (optimal, see planner.ts) at `limit`: the iterations and stream objects it
+ * makes, and with `out` each block's iteration and stream object. A block that leaves less than
+ * `limit` beside its tail still fits `memoryLimit` (checked before), in an iteration of its own.
+ */
+function cutIterations(prep: Prepared, { seq, runOf, runKind }: Order, limit: number, out?: { seqSo: Int32Array; seqIter: Int32Array }): { iterations: number; soCount: number } {
+  const { eSize } = prep;
+  const P = prep.opts.partSize;
   let iter = 0;
   let bytes = 0;
   let tail = 0;
-  sso = 0;
+  let sso = 0;
   let so = -1;
   let soRun = -1;
   let soIter = -1;
-  for (let p = 0; p < m; p++) {
-    const k = seq[p]!;
-    const sz = eSize[k]!;
-    if (bytes > 0 && tail + bytes + sz > cut) {
+  for (let p = 0, m = seq.length; p < m; p++) {
+    const sz = eSize[seq[p]!]!;
+    if (bytes > 0 && tail + bytes + sz > limit) {
       iter++;
       bytes = 0;
       tail = sso % P;
@@ -160,14 +177,48 @@ export function evaluate(prep: Prepared, included: readonly number[]): Evaluatio
         soRun = r;
         soIter = iter;
       }
-      seqSo[p] = so;
+      if (out) out.seqSo[p] = so;
     } else {
-      seqSo[p] = -1;
+      if (out) out.seqSo[p] = -1;
       sso += sz;
     }
-    seqIter[p] = iter;
+    if (out) out.seqIter[p] = iter;
   }
-  return { ...base, memError: null, soCount: so + 1, iterationCount: m > 0 ? iter + 1 : 0 };
+  return { iterations: seq.length > 0 ? iter + 1 : 0, soCount: so + 1 };
+}
+
+/**
+ * How many of the run's sources keep one GET open across iterations (`PlanInput.openReads`): each
+ * saves a GET an iteration after the first, and costs `bytesEach` of the limit, which the cut
+ * leaves free, so it may cost iterations. Of 0 to the most allowed, in quarters, the count that
+ * makes the fewest data GETs, `k + (sources - k) x iterations(k)`; on a tie the fewer (less
+ * memory: a run of one iteration opens none). A count whose cut makes more stream objects than a
+ * commit takes is passed over.
+ */
+function chooseOpenReads(prep: Prepared, order: Order): { openReads: number; reserved: number } {
+  const spec = prep.openReads;
+  if (!spec || spec.max === 0 || order.seq.length === 0) return { openReads: 0, reserved: 0 };
+  const seen = new Uint8Array(prep.nObj);
+  let sources = 0;
+  for (const k of order.seq) {
+    const o = prep.eObj[k]!;
+    if (seen[o] === 0) {
+      seen[o] = 1;
+      sources++;
+    }
+  }
+  const most = Math.min(spec.max, sources);
+  let best = { openReads: 0, reserved: 0, gets: Infinity };
+  for (let q = 0, prev = -1; q <= 4; q++) {
+    const k = Math.floor((most * q) / 4);
+    if (k === prev) continue;
+    prev = k;
+    const cut = cutIterations(prep, order, prep.opts.memoryLimit - k * spec.bytesEach);
+    if (k > 0 && cut.soCount > prep.opts.maxStreamObjectsPerCommit) continue;
+    const gets = k + (sources - k) * cut.iterations;
+    if (gets < best.gets) best = { openReads: k, reserved: k * spec.bytesEach, gets };
+  }
+  return { openReads: best.openReads, reserved: best.reserved };
 }
 
 /** Merge candidates that share a stream with another merge candidate. */

@@ -54,7 +54,7 @@ export function formatPlan(plan: CompactionPlan, opts: { maxLines?: number } = {
     rows.push(['total', '', '', bytes(t.ssoBytes + t.soBytes), `${plan.iterations.length} iteration(s)`]);
     out.push('  outputs:', ...table(['object', 'streams', 'stream [offsets)', 'bytes', 'iteration'], rows).map((l) => `    ${l}`));
   }
-  out.push(`  iterations: ${plan.iterations.length} (memoryLimit ${bytes(plan.memoryLimit)}${plan.reserved > 0 ? `, ${bytes(plan.reserved)} of it left for open reads` : ''}, partSize ${bytes(plan.partSize)})`);
+  out.push(`  iterations: ${plan.iterations.length} (memoryLimit ${bytes(plan.memoryLimit)}${plan.openReads > 0 ? `, ${bytes(plan.reserved)} of it left for ${plan.openReads} open reads` : ''}, partSize ${bytes(plan.partSize)})`);
   for (const it of plan.iterations.slice(0, maxLines)) {
     out.push(`    #${it.index}: ${it.blocks.length} block(s), ${bytes(it.bytes)} + SSO tail ${bytes(it.tailBefore)}`);
   }

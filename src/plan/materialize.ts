@@ -143,7 +143,8 @@ export function materialize(
     orderId,
     dataTimeMs,
     memoryLimit: opts.memoryLimit,
-    reserved: prep.reserved,
+    openReads: ev.openReads,
+    reserved: ev.reserved,
     partSize: P,
     sso:
       ssoBlocks > 0

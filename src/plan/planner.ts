@@ -51,8 +51,9 @@
  * exact while SSO bytes follow, conservative after the SSO closed (stream objects after it). Not counted: the index/footer trailers written at close (36 B per output index entry
  * + 48 B) and per-request overheads.
  *
- * What the run holds beside its blocks for its whole length (`PlanInput.reserved`: the
- * pipeline's open reads) is left free: iterations are cut at `memoryLimit - reserved`. It only
+ * The pipeline's open reads (`PlanInput.openReads`: GETs kept open across iterations, one a
+ * source) are held for the whole run beside the blocks: the plan picks how many (the fewest data
+ * GETs, evaluate.ts `chooseOpenReads`) and cuts iterations at `memoryLimit - reserved`. That only
  * shapes the cut: a block that fits beside its tail in `memoryLimit` is planned even when it
  * leaves less than `reserved` free (in an iteration of its own), and the pipeline then opens
  * fewer reads.
@@ -89,11 +90,7 @@ import type { CompactionPlan, PlanExclusion, PlanInput } from './types.js';
 export function planCompaction(input: PlanInput): CompactionPlan {
   if (typeof input !== 'object' || input === null) throw new PlanError('ERR_PLAN_INVALID', 'plan input must be an object');
   const opts = resolvePlannerOptions(input.options ?? {});
-  const reserved = input.reserved ?? 0;
-  // Half at most: the rest is what iterations are cut to, and a tiny rest would mean an iteration a block.
-  if (!Number.isSafeInteger(reserved) || reserved < 0 || reserved > opts.memoryLimit / 2) {
-    throw new PlanError('ERR_PLAN_INVALID', `reserved must be an integer number of bytes from 0 to half of memoryLimit (${opts.memoryLimit}), got ${String(reserved)}`);
-  }
+  const openReads = checkOpenReads(input.openReads, opts.memoryLimit);
   // An object whose offsets overlap another's cannot be planned with it, and failing every run
   // would stop the node's compaction for good: the newer of the two is left out (quarantined),
   // and planning starts again without it.
@@ -101,7 +98,7 @@ export function planCompaction(input: PlanInput): CompactionPlan {
   let prep: Prepared;
   for (;;) {
     try {
-      prep = prepare(input, opts, reserved, excluded);
+      prep = prepare(input, opts, openReads, excluded);
       break;
     } catch (err) {
       if (!(err instanceof Overlap)) throw err;
@@ -159,6 +156,19 @@ export function planCompaction(input: PlanInput): CompactionPlan {
     break;
   }
   return materialize(prep, ev, skippedForLimits, deferredForLimits);
+}
+
+function checkOpenReads(spec: PlanInput['openReads'], memoryLimit: number): Prepared['openReads'] {
+  if (spec === undefined) return null;
+  const ok = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  // Half at most: the rest is what iterations are cut to, and a tiny rest would mean an iteration a block.
+  if (typeof spec !== 'object' || spec === null || !ok(spec.max) || !ok(spec.bytesEach) || spec.max * spec.bytesEach > memoryLimit / 2) {
+    throw new PlanError(
+      'ERR_PLAN_INVALID',
+      `openReads must be { max, bytesEach }, integers from 0 whose product is at most half of memoryLimit (${memoryLimit}), got ${JSON.stringify(spec)}`,
+    );
+  }
+  return spec.max === 0 || spec.bytesEach === 0 ? null : { max: spec.max, bytesEach: spec.bytesEach };
 }
 
 /** Per force-split candidate: its own contiguous runs (the stream objects it makes alone, before memory cuts). */

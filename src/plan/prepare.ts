@@ -8,7 +8,7 @@ import { Overlap, ST_EMPTIED, ST_OUT, type Prepared } from './prepared.js';
 import type { PlanExclusion, PlanInput, PlannerOptions } from './types.js';
 
 /** Throws `Overlap` when two objects' entries overlap in a stream (the caller leaves one out and prepares again). */
-export function prepare(input: PlanInput, opts: PlannerOptions, reserved: number, excluded: ReadonlyMap<number, PlanExclusion>): Prepared {
+export function prepare(input: PlanInput, opts: PlannerOptions, openReads: Prepared['openReads'], excluded: ReadonlyMap<number, PlanExclusion>): Prepared {
   const { status, force, skipped, deferred, total } = admit(input, opts, excluded);
   const { objects, streams } = input;
   const nObj = objects.length;
@@ -162,7 +162,7 @@ export function prepare(input: PlanInput, opts: PlannerOptions, reserved: number
 
   return {
     opts,
-    reserved,
+    openReads,
     objects,
     nObj,
     status,

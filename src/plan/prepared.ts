@@ -23,8 +23,8 @@ export const K_SSO = 1;
 /** Live entries of all considered objects, flattened and sorted by (streamId, startOffset). */
 export interface Prepared {
   opts: PlannerOptions;
-  /** `PlanInput.reserved`, checked. */
-  reserved: number;
+  /** `PlanInput.openReads`, checked. */
+  openReads: { max: number; bytesEach: number } | null;
   objects: PlanInputObject[];
   nObj: number;
   status: Uint8Array;
@@ -74,6 +74,9 @@ export interface Evaluation {
   soCount: number;
   ssoStreams: number;
   iterationCount: number;
+  /** Sources the pipeline keeps a GET open for, and the bytes of the limit the cut left them. */
+  openReads: number;
+  reserved: number;
 }
 
 /** Two objects whose entries overlap in a stream (indices into the input's objects). */

@@ -43,10 +43,11 @@ export interface PlanInput {
   nowMs: number;
   options: Partial<PlannerOptions>;
   /**
-   * Bytes of `memoryLimit` the run holds beside its blocks from start to end (the pipeline's
-   * open reads): iterations are cut to leave them free, wherever a block leaves room. 0 by default.
+   * The pipeline's open reads: up to `max` sources may keep one GET open across iterations, each
+   * holding `bytesEach` of `memoryLimit` for the whole run. The plan picks how many (the fewest
+   * data GETs) and cuts iterations to leave them free. None by default.
    */
-  reserved?: number;
+  openReads?: { max: number; bytesEach: number };
 }
 
 /** What `checkCoverage` needs from the input: the objects and the (possibly newer) stream metadata. */
@@ -154,7 +155,8 @@ export interface CompactionPlan {
   dataTimeMs: number | null;
   /** The limits the plan was cut for. */
   memoryLimit: number;
-  /** Of `memoryLimit`, what the plan was asked to leave free in every iteration (`PlanInput.reserved`). */
+  /** Sources whose GET the pipeline keeps open across iterations (`PlanInput.openReads`), and the bytes of `memoryLimit` the cut left them. */
+  openReads: number;
   reserved: number;
   partSize: number;
   sso: PlannedStreamSetObject | null;

@@ -316,24 +316,34 @@ describe('rule 5: memory limit', () => {
     }
   });
 
-  it('leaves what the run reserves (open reads) free in every iteration a block allows, and plans the same outputs', () => {
-    const base = plan(objects, strs, { ...opts, memoryLimit: 150 });
-    expect(base.reserved).toBe(0);
-    // The cut the limit less the reservation gives, whatever memoryLimit says.
-    const reserving = planCompaction({ ...input(objects, strs, { ...opts, memoryLimit: 200 }), reserved: 50 });
-    checkInvariants(reserving);
-    expect(reserving.reserved).toBe(50);
-    expect(reserving.iterations.map((it) => [it.tailBefore, it.bytes])).toEqual(base.iterations.map((it) => [it.tailBefore, it.bytes]));
-    expect(ssoRanges(reserving)).toEqual(ssoRanges(base));
-    expect(soRanges(reserving)).toEqual(soRanges(base));
-    // A block of 45 beside a tail that leaves less than the reservation free is still planned, on its own.
-    const tight = planCompaction({ ...input(objects, strs, { ...opts, memoryLimit: 100 }), reserved: 50 });
+  it('open reads: picks the count with the fewest data GETs, leaves their memory free, and none for a run of one iteration', () => {
+    // Four sources of three 10-byte blocks, all to the SSO; parts of 1 byte: no tail to carry.
+    const four = [1, 2, 3, 4].map((id) => obj(id, [[1, id * 10, id * 10 + 10, 10], [2, id * 10, id * 10 + 10, 10], [3, id * 10, id * 10 + 10, 10]]));
+    const o = { memoryLimit: 100, partSize: 1, minPartSize: 1, streamSplitSize: 1000 };
+    const openReads = { max: 4, bytesEach: 10 };
+    const withReads = (options: typeof o, reads = openReads) => planCompaction({ ...input(four, streams(1, 2, 3), options), openReads: reads });
+    // 120 bytes under 100: k open reads cut at 100 - 10k. k = 0..4 give 2 iterations each, so
+    // k + (4 - k) x 2 data GETs: 8, 7, 6, 5, 4. All four open.
+    const all = withReads(o);
+    checkInvariants(all);
+    expect([all.openReads, all.reserved]).toEqual([4, 40]);
+    expect(all.iterations.map((it) => it.bytes)).toEqual([60, 60]);
+    const none = plan(four, streams(1, 2, 3), o);
+    expect([none.openReads, none.reserved]).toEqual([0, 0]);
+    expect(none.iterations.map((it) => it.bytes)).toEqual([100, 20]);
+    expect(ssoRanges(all)).toEqual(ssoRanges(none));
+    // Under 130 the run is one iteration without open reads: 4 GETs however many are open. None.
+    const one = withReads({ ...o, memoryLimit: 130 });
+    expect([one.openReads, one.reserved, one.iterations.length]).toEqual([0, 0, 1]);
+    // A block that leaves less than the reservation beside it is still planned, in an iteration of its own.
+    // Two sources, 150 bytes: both open (2 GETs) cut at 80, and the 90-byte block goes alone.
+    const big = [obj(1, [[1, 0, 10, 90], [2, 0, 10, 10]]), obj(2, [[1, 10, 20, 10], [2, 10, 20, 40]])];
+    const tight = planCompaction({ ...input(big, streams(1, 2), o), openReads });
     checkInvariants(tight);
-    expect(tight.totals.bytesToRead).toBe(base.totals.bytesToRead);
-    expect(tight.iterations.some((it) => it.tailBefore + it.bytes > 50)).toBe(true);
-    for (const it of tight.iterations) if (it.tailBefore + it.bytes > 50) expect(it.blocks).toHaveLength(1);
-    for (const bad of [-1, 0.5, 51]) {
-      expect(planError(() => planCompaction({ ...input(objects, strs, { ...opts, memoryLimit: 100 }), reserved: bad })).message).toMatch(/reserved .*half of memoryLimit/);
+    expect([tight.openReads, tight.reserved]).toEqual([2, 20]);
+    expect(tight.iterations.map((it) => it.blocks.length)).toEqual([1, 3]);
+    for (const bad of [{ max: 6, bytesEach: 10 }, { max: -1, bytesEach: 10 }, { max: 1.5, bytesEach: 1 }]) {
+      expect(planError(() => withReads(o, bad)).message).toMatch(/openReads .*half of memoryLimit/);
     }
   });
 
