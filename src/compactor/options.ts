@@ -42,8 +42,9 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    * GETs kept open across iterations, one per source object, each read a stream range at a time
    * and paused between (a source otherwise costs a GET per iteration). Each holds a socket and
    * is counted in the memory budget as 384 KiB (its read-ahead and the request, measured
-   * 286-347 KiB), which the plan leaves free. Default: a quarter of `memoryLimit`'s worth (42
-   * under 64 MiB), at most 128; at most half of `memoryLimit`'s worth and at most 256; 0: none.
+   * 286-347 KiB), which the plan leaves free. The most a run may open: the plan opens as many as
+   * make the fewest GETs, perhaps none. Default: a quarter of `memoryLimit`'s worth (42 under
+   * 64 MiB), at most 128; at most half of `memoryLimit`'s worth and at most 256; 0: none.
    */
   maxOpenReads?: number;
   /** Index reads in flight while planning. Default 16. */
