@@ -3,10 +3,12 @@
 // with that build and with this checkout's dist/, and compares every object of both buckets
 // (MD5 and ETag: a multipart ETag also pins the part boundaries).
 //
-//   node bench/identical.mjs --rev <commit> [--cases "60:64:8:8,40:24:5:2,..."]
+//   node bench/identical.mjs --rev <commit> [--cases "60:64:8:8,40:24:5:2,..."] [--options '{"maxOpenReads":0}']
 //
-// A case is mib:memoryLimitMiB:partSizeMiB:streamSplitSizeMiB. Prints one line per case and
-// exits 1 when any object differs. A check for refactors of the data path, not a benchmark.
+// A case is mib:memoryLimitMiB:partSizeMiB:streamSplitSizeMiB. `--options`: more Compactor
+// options for this checkout's run only (a change that moves iteration boundaries on purpose, as
+// open reads counted in the budget do, is compared with it turned off). Prints one line per case
+// and exits 1 when any object differs. A check for refactors of the data path, not a benchmark.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { args, log, MiB, rootDir } from './lib.mjs';
 const a = args();
 const rev = String(a.rev ?? 'HEAD');
 const cases = String(a.cases ?? '60:64:8:8,40:24:5:2,30:16:5:1,114:64:16:8,114:200:16:8').split(',').map((c) => c.split(':').map(Number));
+const checkoutOptions = a.options ? JSON.parse(String(a.options)) : {};
 
 const work = mkdtempSync(path.join(tmpdir(), 's3sc-identical-'));
 const tree = path.join(work, 'tree');
@@ -56,7 +59,16 @@ try {
         }
         const storage = new build.S3Storage(config(bucket));
         const metadata = new build.SqliteMetadataStore({ path: dbPath });
-        const c = new build.Compactor({ storage, metadata, nodeId: 1, memoryLimit: limit * MiB, partSize: part * MiB, minPartSize: 5 * MiB, streamSplitSize: split * MiB });
+        const c = new build.Compactor({
+          storage,
+          metadata,
+          nodeId: 1,
+          memoryLimit: limit * MiB,
+          partSize: part * MiB,
+          minPartSize: 5 * MiB,
+          streamSplitSize: split * MiB,
+          ...(name === 'checkout' ? checkoutOptions : {}),
+        });
         const report = await c.compactOnce();
         await c.close();
         const seen = {};
