@@ -197,7 +197,7 @@ function cutIterations(prep: Prepared, { seq, runOf, runKind }: Order, limit: nu
  */
 function chooseOpenReads(prep: Prepared, order: Order): { openReads: number; reserved: number } {
   const spec = prep.openReads;
-  if (!spec || spec.max === 0 || order.seq.length === 0) return { openReads: 0, reserved: 0 };
+  if (!spec || order.seq.length === 0) return { openReads: 0, reserved: 0 };
   const seen = new Uint8Array(prep.nObj);
   let sources = 0;
   for (const k of order.seq) {

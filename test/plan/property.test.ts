@@ -180,7 +180,8 @@ describe('planner properties', () => {
         fc.oneof(fc.integer({ min: 60, max: 300 }), fc.integer({ min: 1, max: 2500 })),
         fc.integer({ min: 1, max: 150 }),
         fc.oneof(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 100, max: 1000 })),
-        (sc, memoryLimit, partSize, streamSplitSize) => {
+        fc.integer({ min: 1, max: 6 }),
+        (sc, memoryLimit, partSize, streamSplitSize, readsMax) => {
           const base = buildInput(sc);
           const inp: PlanInput = { ...base, options: { memoryLimit, partSize, minPartSize: 1, streamSplitSize } };
           const plan = planFollowingAdvice(inp);
@@ -196,6 +197,20 @@ describe('planner properties', () => {
           expect(refines(plan, ref.so)).toBe(true);
           if (plan.memoryLimit >= 1_000_000) expect(plan.streamObjects.length).toBe(ref.so.length);
           checkResume(plan);
+          // Open reads only move the cut: the same objects and SSO, stream objects that still
+          // refine the model's, and no more data GETs than with none open.
+          const reads = { max: readsMax, bytesEach: Math.floor(plan.memoryLimit / 2 / readsMax) };
+          const open = planCompaction({ ...inp, options: { ...inp.options, memoryLimit: plan.memoryLimit }, openReads: reads });
+          checkInvariants(open);
+          checkCoverage(open, base);
+          checkResume(open);
+          expect(open.compactedObjectIds).toEqual(plan.compactedObjectIds);
+          expect(open.sso?.ranges ?? []).toEqual(plan.sso?.ranges ?? []);
+          expect(refines(open, ref.so)).toBe(true);
+          expect(open.openReads).toBeLessThanOrEqual(reads.max);
+          expect(open.reserved).toBe(open.openReads * reads.bytesEach);
+          const sources = new Set(open.iterations.flatMap((it) => it.blocks.map((b) => b.objectId))).size;
+          expect(open.openReads + (sources - open.openReads) * open.iterations.length).toBeLessThanOrEqual(sources * plan.iterations.length);
           if (process.env.PLAN_STATS) stats.push([plan.iterations.length, plan.streamObjects.length, plan.sso ? 1 : 0, plan.memoryLimit !== memoryLimit ? 1 : 0, plan.skipped.length, plan.untouched.length, plan.compactedObjectIds.length]);
         },
       ),
