@@ -8,6 +8,8 @@ export type CompactorEvent =
       type: 'run.planned';
       runId: number;
       iterations: number;
+      /** Sources whose GET stays open across iterations (`maxOpenReads`: the plan picks how many). */
+      openReads: number;
       bytesToRead: number;
       compactedObjects: number;
       streamObjects: number;

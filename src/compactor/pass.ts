@@ -55,13 +55,14 @@ export async function runPass(ctx: PassContext, run: PassRun): Promise<Compactio
       type: 'run.planned',
       runId,
       iterations: plan.iterations.length,
+      openReads: plan.openReads,
       bytesToRead: plan.totals.bytesToRead,
       compactedObjects: plan.compactedObjectIds.length,
       streamObjects: plan.streamObjects.length,
       skipped: plan.skipped.length,
       deferred: plan.deferred.length,
     });
-    log.info({ iterations: plan.iterations.length, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
+    log.info({ iterations: plan.iterations.length, openReads: plan.openReads, compacted: plan.compactedObjectIds.length, bytes: plan.totals.bytesToRead }, 'planned');
     const base = leftOut(plan, quarantined.values(), options.forceSplitAfterMs);
     for (const s of base.skipped) log.warn({ objectId: s.objectId, reason: s.reason }, 'skipped');
     const idle = idleReason(plan, { candidates: candidates.length, nodeId: options.nodeId, forceSplitAfterMs: options.forceSplitAfterMs });

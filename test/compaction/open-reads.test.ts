@@ -97,8 +97,10 @@ describe('open reads (one GET per source across iterations)', () => {
     const compactor = n.compactor({ ...options, ...OPEN });
     const inUse: number[] = [];
     const sub = compactor.events$.pipe(filter((e) => e.type === 'iteration.finished')).subscribe(() => inUse.push(compactor.budget.inUse));
+    const planned = firstValueFrom(compactor.events$.pipe(filter((e) => e.type === 'run.planned')));
     const report = await compactor.compactOnce();
     sub.unsubscribe();
+    expect(await planned).toMatchObject({ openReads: SOURCES, iterations: plan.iterations.length });
     expect(report.committed).toBe(true);
     expect(report.iterations).toBe(plan.iterations.length);
     expect(inUse).toHaveLength(plan.iterations.length);
