@@ -90,7 +90,7 @@ function sourceExtents(blocks: PlanBlocks): { needed: Map<string, number>; lastE
  * `CURSOR_MEMORY`): as many as the plan picked, and no more than every iteration leaves free
  * beside its blocks and the tail before it (the plan leaves `reserved` where a block allows).
  */
-export function openReadsFor(summary: PlanSummary, memoryLimit: number): number {
+function openReadsFor(summary: PlanSummary, memoryLimit: number): number {
   let free = memoryLimit;
   for (const it of summary.iterations) free = Math.min(free, memoryLimit - it.tailBefore - it.bytes);
   return Math.max(0, Math.min(summary.openReads, Math.floor(free / CURSOR_MEMORY)));
