@@ -248,7 +248,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       ['stream objects', `${report.streamObjects.length} (streams with a run > ${opts.splitMib} MiB)`],
       ['bytes read', `${fmtMiB(report.bytesRead)}${planned ? ` (planned ${fmtMiB(planned.bytesToRead)})` : ''}`],
       ['bytes written', fmtMiB(report.bytesWritten)],
-      ['iterations', `${report.iterations} (memoryLimit ${opts.memoryMib} MiB, partSize ${opts.partMib} MiB)`],
+      ['iterations', `${report.iterations} (memoryLimit ${opts.memoryMib} MiB, partSize ${opts.partMib} MiB${planned?.openReads ? `, ${planned.openReads} GETs kept open across them` : ''})`],
       ['restarts', String(report.restarts)],
       ['duration', `${fmtS(report.durationMs)} (compactOnce, planning included)`],
       ['throughput', `${(report.bytesRead / MiB / (report.durationMs / 1000)).toFixed(1)} MiB/s read, ${(report.bytesWritten / MiB / (report.durationMs / 1000)).toFixed(1)} MiB/s written`],
