@@ -20,10 +20,11 @@ import { GetObjectCommand } from './s3-client.js';
 import type { RangeCursor, RangeSink } from './types.js';
 
 /**
- * Memory a paused cursor costs the process, outside any budget: the rest of the chunk that crossed
- * the end of its last read, what Node buffered before the socket stopped reading (80-128 KiB
- * measured, with 64 KiB socket reads), and the request's own objects. Measured on Node 20: RSS
- * 286-347 KiB a cursor for 64 and 128 paused cursors.
+ * Memory a paused cursor costs the process, which the pipeline counts in the memory budget for
+ * each read it keeps open (and the plan leaves free): the rest of the chunk that crossed the end
+ * of its last read, what Node buffered before the socket stopped reading (80-128 KiB measured,
+ * with 64 KiB socket reads), and the request's own objects. Measured on Node 20: RSS 286-347 KiB
+ * a cursor for 64 and 128 paused cursors.
  */
 export const CURSOR_MEMORY = 384 * 1024;
 
