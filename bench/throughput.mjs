@@ -8,7 +8,9 @@
 // response: fault proxy `delay`, in this process): a fresh bucket with the same data (same
 // seed), then each approach in its own child process (raw copy, straightforward, compactor:
 // last, it commits), each beside an idle Node process that measures its own event-loop delay
-// in the same window (the floor of that measurement on this machine).
+// in the same window (the floor of that measurement on this machine). Then the warm runs: the
+// compactor's second run and the raw copy's second, each child ingesting into a bucket of its own
+// (throughput-child.mjs `warm`).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,7 +99,7 @@ try {
       for (const profile of ['loopback', `latency${params.latencyMs}ms`]) {
         const name = `${mib} MiB, limit ${limit} MiB, ${profile}`;
         const endpoint = profile === 'loopback' ? server.url : proxy.url;
-        const runs = { raw: [], straightforward: [], compactor: [] };
+        const runs = { raw: [], straightforward: [], compactor: [], rawWarm: [], compactorWarm: [] };
         let ing;
         for (let r = 0; r < reps; r++) {
           const bucket = await createBucket(server.url, `tp-${mib}-${limit}-${profile}-${r}`);
@@ -105,11 +107,12 @@ try {
           const storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: server.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
           const metadata = new SqliteMetadataStore({ path: dbPath });
           const objects = Math.max(8, Math.round(mib * params.objectsPerMiB));
+          const traffic = { streams: params.streams, objects, totalBytes: mib * MiB, zipf: params.zipf, seed: params.seed };
           ing = await ingestTraffic({
             storage,
             metadata,
             nodeId: 1,
-            traffic: { streams: params.streams, objects, totalBytes: mib * MiB, zipf: params.zipf, seed: params.seed },
+            traffic,
             partSize: params.partSize,
             concurrency: 4,
           });
@@ -125,6 +128,15 @@ try {
             );
             runs[approach].push(res);
           }
+          // Warm runs (throughput-child.mjs): each in a bucket of its own, where the child ingests.
+          for (const approach of ['raw', 'compactor']) {
+            const bucket = await createBucket(server.url, `tp-${mib}-${limit}-${profile}-${r}-warm-${approach}`);
+            const dbPath = path.join(dir, `${mib}-${limit}-${profile}-${r}-warm-${approach}.db`);
+            const cfg = { approach, endpoint, bucket, dbPath, nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, warm: { ingestEndpoint: server.url, traffic } };
+            const res = await runChild('throughput-child.mjs', cfg);
+            log(`${name} (${r + 1}/${reps}) ${approach}, warm: ${res.mibPerS.toFixed(1)} MiB/s (${(res.wallMs / 1000).toFixed(1)} s), CPU ${res.cpuMsPerMiB.toFixed(1)} ms/MiB`);
+            runs[`${approach}Warm`].push(res);
+          }
         }
         // Each approach's run of median throughput (its CPU, RSS and event loop are that run's),
         // and the ratios per repetition with their medians.
@@ -133,11 +145,15 @@ try {
           vsRaw: c.mibPerS / runs.raw[i].mibPerS,
           vsStraightforward: c.mibPerS / runs.straightforward[i].mibPerS,
           cpuVsRaw: c.cpuMsPerMiB / runs.raw[i].cpuMsPerMiB,
+          warmVsRaw: runs.compactorWarm[i].mibPerS / runs.rawWarm[i].mibPerS,
+          warmCpuVsRaw: runs.compactorWarm[i].cpuMsPerMiB / runs.rawWarm[i].cpuMsPerMiB,
         }));
         const ratios = {
           vsRaw: median(perRep.map((x) => x.vsRaw)),
           vsStraightforward: median(perRep.map((x) => x.vsStraightforward)),
           cpuVsRaw: median(perRep.map((x) => x.cpuVsRaw)),
+          warmVsRaw: median(perRep.map((x) => x.warmVsRaw)),
+          warmCpuVsRaw: median(perRep.map((x) => x.warmCpuVsRaw)),
           rssGrowthMiB: median(runs.compactor.map((x) => x.rssGrowthMiB)),
           peakBudgetMiB: Math.max(...runs.compactor.map((x) => x.peakBudgetMiB)),
           perRep,
