@@ -105,6 +105,7 @@ export class Supervisor {
       // the heap): a small young generation is collected sooner and keeps RSS down (measured
       // ~30 MiB less for 114 MiB under a 64 MiB limit, at the same throughput).
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
+      niceIncrement: options.niceIncrement,
     });
     return this.pool;
   }

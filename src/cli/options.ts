@@ -3,7 +3,7 @@
  * (DEFAULT_PLANNER_OPTIONS, COMPACTOR_DEFAULTS) and shown in `--help`.
  */
 import { Option, type Command } from 'commander';
-import { COMPACTOR_DEFAULTS, resolveCompactorOptions, type CompactorOptions } from '../compactor/options.js';
+import { COMPACTOR_DEFAULTS, DEFAULT_NICE_INCREMENT, resolveCompactorOptions, type CompactorOptions } from '../compactor/options.js';
 import type { MetadataStore } from '../metadata/types.js';
 import { DEFAULT_PLANNER_OPTIONS } from '../plan/options.js';
 import type { PlannerOptions } from '../plan/types.js';
@@ -12,11 +12,12 @@ import { withEnv } from './config.js';
 import { FLAG_OF_OPTION, UsageError } from './errors.js';
 import { formatDuration, formatSize, parseDuration, parseInteger, parseSize } from './parse.js';
 
-type Kind = 'size' | 'duration' | 'int';
+/** `count`: an integer that may be 0 (which turns the feature off). */
+type Kind = 'size' | 'duration' | 'int' | 'count';
 
 export interface TunableOption {
   /** The library's option name. */
-  key: keyof PlannerOptions | Exclude<keyof typeof COMPACTOR_DEFAULTS, 'gcSafetyAgeMs'> | 'bandwidthLimit' | 'maxOpenReads';
+  key: keyof PlannerOptions | Exclude<keyof typeof COMPACTOR_DEFAULTS, 'gcSafetyAgeMs'> | 'bandwidthLimit' | 'maxOpenReads' | 'niceIncrement';
   flag: string;
   kind: Kind;
   description: string;
@@ -40,7 +41,7 @@ export const TUNABLES: readonly TunableOption[] = [
   { key: 'retryBaseDelayMs', flag: '--retry-base-delay', kind: 'duration', planner: false, description: 'base backoff between iteration attempts' },
   { key: 'retryMaxDelayMs', flag: '--retry-max-delay', kind: 'duration', planner: false, description: 'cap of the backoff between iteration attempts' },
   { key: 'readsInFlight', flag: '--reads-in-flight', kind: 'int', planner: false, description: 'range GETs in flight per reader' },
-  { key: 'maxOpenReads', flag: '--max-open-reads', kind: 'int', planner: false, description: 'most GETs kept open across iterations, one per source, 384 KiB each of --memory-limit; the plan opens as many as save GETs (default: a quarter of it, at most 128; at most half)' },
+  { key: 'maxOpenReads', flag: '--max-open-reads', kind: 'count', planner: false, description: 'most GETs kept open across iterations, one per source, 384 KiB each of --memory-limit; the plan opens as many as save GETs (default: a quarter of it, at most 128; at most half)' },
   { key: 'partsInFlight', flag: '--parts-in-flight', kind: 'int', planner: false, description: 'part uploads in flight per uploader' },
   { key: 'maxGetSize', flag: '--max-get-size', kind: 'size', planner: false, description: 'largest coalesced range GET' },
   { key: 'indexReadConcurrency', flag: '--index-read-concurrency', kind: 'int', planner: false, description: 'index reads in flight while planning' },
@@ -48,9 +49,10 @@ export const TUNABLES: readonly TunableOption[] = [
   { key: 'iterationTimeoutMs', flag: '--iteration-timeout', kind: 'duration', planner: false, description: 'deadline of one iteration attempt' },
   { key: 'bandwidthLimit', flag: '--bandwidth-limit', kind: 'size', planner: false, description: "bytes per second for all of a run's S3 reads and writes (e.g. 50MiB); default: no limit" },
   { key: 'cancelTimeoutMs', flag: '--cancel-timeout', kind: 'duration', planner: false, description: 'deadline for an actor to acknowledge a cancel' },
+  { key: 'niceIncrement', flag: '--nice-increment', kind: 'count', planner: false, description: "how much lower than the process's the worker threads' CPU priority is (0-19; 0: the same)" },
 ];
 
-const DEFAULTS: Record<string, number> = { ...DEFAULT_PLANNER_OPTIONS, ...COMPACTOR_DEFAULTS };
+const DEFAULTS: Record<string, number> = { ...DEFAULT_PLANNER_OPTIONS, ...COMPACTOR_DEFAULTS, niceIncrement: DEFAULT_NICE_INCREMENT };
 
 for (const t of TUNABLES) FLAG_OF_OPTION.set(t.key, t.flag);
 FLAG_OF_OPTION.set('gcSafetyAgeMs', '--safety-age');
@@ -68,7 +70,7 @@ export function formatDefault(kind: Kind, v: number): string {
   return kind === 'size' ? formatSize(v) : kind === 'duration' ? formatDuration(v) : String(v);
 }
 
-const PLACEHOLDER: Record<Kind, string> = { size: '<size>', duration: '<duration>', int: '<n>' };
+const PLACEHOLDER: Record<Kind, string> = { size: '<size>', duration: '<duration>', int: '<n>', count: '<n>' };
 
 /** camelCase attribute commander stores a flag under. */
 function attr(flag: string): string {
@@ -87,6 +89,7 @@ export function addTunableOptions(cmd: Command, which: 'planner' | 'all'): Comma
 }
 
 export function parseValue(flag: string, kind: Kind, raw: string): number {
+  if (kind === 'count') return parseInteger(flag, raw, 0);
   const v = kind === 'size' ? parseSize(flag, raw) : kind === 'duration' ? parseDuration(flag, raw) : parseInteger(flag, raw, 1);
   if (v <= 0) throw new UsageError(flag, `must be greater than 0, got ${JSON.stringify(raw)}`);
   return v;

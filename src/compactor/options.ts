@@ -49,6 +49,13 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   maxOpenReads?: number;
   /** Index reads in flight while planning. Default 16. */
   indexReadConcurrency?: number;
+  /**
+   * How much lower than the host's the worker threads' CPU priority is: a nice increment (0 to
+   * 19) applied to each of them when it starts, so that where CPU is short the ingest node's own
+   * threads run first and compaction takes what is left. Default 10; 0 leaves them at the host's.
+   * Linux and macOS (piscina's `niceIncrement`, through its optional `@napi-rs/nice`).
+   */
+  niceIncrement?: number;
   /** An actor that sends no heartbeat for this long is unresponsive: it is killed and replaced. Default 5 s. */
   heartbeatTimeoutMs?: number;
   /** Deadline of one iteration attempt, however healthy its actors look. Default 10 min. */
@@ -104,6 +111,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   adoptExpiredNodes: boolean;
   readWholeWhenFits: boolean;
   bandwidthLimit: number | undefined;
+  niceIncrement: number;
 }
 
 export const COMPACTOR_DEFAULTS = Object.freeze({
@@ -123,6 +131,11 @@ export const COMPACTOR_DEFAULTS = Object.freeze({
   gcSafetyAgeMs: 60 * 60_000,
   leaseTtlMs: 30_000,
 });
+
+/** Worker threads' nice increment by default: compaction yields the CPU to the host's threads. */
+export const DEFAULT_NICE_INCREMENT = 10;
+/** The largest nice increment that means anything: nice values end at 19. */
+const MAX_NICE_INCREMENT = 19;
 
 /** Open reads by default, memory allowing. */
 const DEFAULT_MAX_OPEN_READS = 128;
@@ -157,6 +170,7 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     readWholeWhenFits: opts.readWholeWhenFits !== false,
     bandwidthLimit: undefined,
     maxOpenReads: 0,
+    niceIncrement: DEFAULT_NICE_INCREMENT,
   };
   for (const k of Object.keys(COMPACTOR_DEFAULTS) as (keyof typeof COMPACTOR_DEFAULTS)[]) {
     const v = opts[k];
@@ -179,6 +193,12 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
       );
     }
     out.maxOpenReads = opts.maxOpenReads;
+  }
+  if (opts.niceIncrement !== undefined) {
+    if (!Number.isSafeInteger(opts.niceIncrement) || opts.niceIncrement < 0 || opts.niceIncrement > MAX_NICE_INCREMENT) {
+      throw new OptionsError('niceIncrement', `must be an integer from 0 (the host's CPU priority) to ${MAX_NICE_INCREMENT} (the lowest), got ${String(opts.niceIncrement)}`);
+    }
+    out.niceIncrement = opts.niceIncrement;
   }
   if (opts.bandwidthLimit !== undefined) {
     if (!Number.isSafeInteger(opts.bandwidthLimit) || opts.bandwidthLimit < MIN_BANDWIDTH) {

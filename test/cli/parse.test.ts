@@ -37,6 +37,17 @@ describe('option value parsers', () => {
     expect(parseTunables({ partSize: '8MiB', memoryLimit: '64MiB' })).toEqual({ partSize: 8 * 1024 * 1024, memoryLimit: 64 * 1024 * 1024 });
     expect(() => parseTunables({ partSize: '1KiB' })).toThrow('option "--part-size": must be at least 5MiB');
     expect(parseTunables({ partSize: '1KiB', minPartSize: '1KiB' })).toEqual({ partSize: 1024, minPartSize: 1024 });
+    // Counts where 0 turns the feature off (--max-open-reads 0 was refused as "at least 1").
+    expect(parseTunables({ maxOpenReads: '0', niceIncrement: '0' })).toEqual({ maxOpenReads: 0, niceIncrement: 0 });
+    expect(parseTunables({ niceIncrement: '19' })).toEqual({ niceIncrement: 19 });
+    expect(() => parseTunables({ niceIncrement: '-1' })).toThrow('option "--nice-increment": must be at least 0');
+    let tooNice: unknown;
+    try {
+      parseTunables({ niceIncrement: '20' });
+    } catch (e) {
+      tooNice = e;
+    }
+    expect(describeFailure(tooNice).message).toMatch(/option "--nice-increment": must be an integer from 0 .* to 19/);
     let err: unknown;
     try {
       parseTunables({ bandwidthLimit: '1KiB' });

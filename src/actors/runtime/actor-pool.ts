@@ -34,6 +34,12 @@ export interface ActorPoolOptions {
    * dependency (the S3 SDK) loads while the host is still busy elsewhere, off a run's critical path.
    */
   preload?: readonly URL[];
+  /**
+   * Nice increment of every thread (piscina's `niceIncrement`): where CPU is short, the host's
+   * threads run before the pool's. Default 0. Without `@napi-rs/nice` (an optional dependency
+   * with builds for Linux and macOS) it has no effect.
+   */
+  niceIncrement?: number;
 }
 
 export interface SpawnOptions {
@@ -85,6 +91,7 @@ export class ActorPool {
       // stderr for the threads we start, without touching the host's own environment.
       env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
+      ...(options.niceIncrement ? { niceIncrement: options.niceIncrement } : {}),
     });
     // Errors of a thread without a task (piscina emits them on the pool) must not crash the host;
     // errors of threads running an actor reach that actor's handle through its task.
