@@ -53,7 +53,7 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    * How much lower than the host's the worker threads' CPU priority is: a nice increment (0 to
    * 19) applied to each of them when it starts, so that where CPU is short the ingest node's own
    * threads run first and compaction takes what is left. Default 10; 0 leaves them at the host's.
-   * Linux and macOS (piscina's `niceIncrement`, through its optional `@napi-rs/nice`).
+   * Linux only (piscina's `niceIncrement`, through its optional `@napi-rs/nice`); ignored elsewhere.
    */
   niceIncrement?: number;
   /** An actor that sends no heartbeat for this long is unresponsive: it is killed and replaced. Default 5 s. */

@@ -35,9 +35,10 @@ export interface ActorPoolOptions {
    */
   preload?: readonly URL[];
   /**
-   * Nice increment of every thread (piscina's `niceIncrement`): where CPU is short, the host's
-   * threads run before the pool's. Default 0. Without `@napi-rs/nice` (an optional dependency
-   * with builds for Linux and macOS) it has no effect.
+   * Nice increment of every thread (piscina's `niceIncrement`, through `@napi-rs/nice`): where
+   * CPU is short, the host's threads run before the pool's. Default 0. Applied on Linux only,
+   * where a nice value is a thread's own: on macOS `nice()` would lower the whole process, host
+   * included, and on Windows it takes thread-priority constants instead.
    */
   niceIncrement?: number;
 }
@@ -91,7 +92,7 @@ export class ActorPool {
       // stderr for the threads we start, without touching the host's own environment.
       env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
       ...(options.resourceLimits ? { resourceLimits: options.resourceLimits } : {}),
-      ...(options.niceIncrement ? { niceIncrement: options.niceIncrement } : {}),
+      ...(options.niceIncrement && process.platform === 'linux' ? { niceIncrement: options.niceIncrement } : {}),
     });
     // Errors of a thread without a task (piscina emits them on the pool) must not crash the host;
     // errors of threads running an actor reach that actor's handle through its task.
