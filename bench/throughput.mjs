@@ -61,10 +61,27 @@ function runChild(script, cfg) {
   });
 }
 
+/**
+ * One measured run, tried again once if its process fails: the server (moto, on the same two
+ * cores) now and then resets a connection under load, which the baselines do not survive, and
+ * one reset must not throw away a whole matrix. A failed run commits nothing (the compactor
+ * commits atomically), so the retry sees the same data. Every failure is logged.
+ */
+async function measured(name, run) {
+  try {
+    return await run();
+  } catch (err) {
+    log(`${name} failed (${err.message}); running it again`);
+    return run();
+  }
+}
+
 /** An idle Node process measuring its own event-loop delay while `work` runs: the floor of the measurement. */
 async function besideIdle(work) {
   const ac = new AbortController();
   const idle = spawn(process.execPath, ['-e', IDLE_SCRIPT], { stdio: ['pipe', 'pipe', 'inherit'], signal: ac.signal });
+  // Killed through `ac` when the measured work fails: that abort is its 'error', expected.
+  idle.on('error', () => {});
   let out = '';
   idle.stdout.on('data', (d) => (out += d));
   await new Promise((resolve) => idle.stdout.once('data', resolve)); // 'ready'
@@ -121,7 +138,7 @@ try {
           log(`${name} (${r + 1}/${reps}): ingested ${ing.objects} objects, ${(ing.objectBytes / MiB).toFixed(1)} MiB, ${ing.records} records in ${(ing.durationMs / 1000).toFixed(1)} s`);
           for (const approach of ['raw', 'straightforward', 'compactor']) {
             const cfg = { approach, endpoint, bucket, dbPath, nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB };
-            const res = await besideIdle(() => runChild('throughput-child.mjs', cfg));
+            const res = await measured(`${name} (${r + 1}/${reps}) ${approach}`, () => besideIdle(() => runChild('throughput-child.mjs', cfg)));
             log(
               `${name} (${r + 1}/${reps}) ${approach}: ${res.mibPerS.toFixed(1)} MiB/s (${(res.wallMs / 1000).toFixed(1)} s), CPU ${res.cpuMsPerMiB.toFixed(1)} ms/MiB, ` +
                 `RSS +${res.rssGrowthMiB.toFixed(0)} MiB (peak ${res.peakRssMiB.toFixed(0)}), event loop p99 ${res.eventLoop.p99Ms.toFixed(1)} ms (idle process beside it ${res.idleEventLoop.p99Ms.toFixed(1)} ms)`,
@@ -130,10 +147,13 @@ try {
           }
           // Warm runs (throughput-child.mjs): each in a bucket of its own, where the child ingests.
           for (const approach of ['raw', 'compactor']) {
-            const bucket = await createBucket(server.url, `tp-${mib}-${limit}-${profile}-${r}-warm-${approach}`);
-            const dbPath = path.join(dir, `${mib}-${limit}-${profile}-${r}-warm-${approach}.db`);
-            const cfg = { approach, endpoint, bucket, dbPath, nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, warm: { ingestEndpoint: server.url, traffic } };
-            const res = await runChild('throughput-child.mjs', cfg);
+            let attempt = 0;
+            const res = await measured(`${name} (${r + 1}/${reps}) ${approach}, warm`, async () => {
+              const run = `${mib}-${limit}-${profile}-${r}-warm-${approach}-${attempt++}`;
+              const bucket = await createBucket(server.url, `tp-${run}`);
+              const cfg = { approach, endpoint, bucket, dbPath: path.join(dir, `${run}.db`), nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, warm: { ingestEndpoint: server.url, traffic } };
+              return runChild('throughput-child.mjs', cfg);
+            });
             log(`${name} (${r + 1}/${reps}) ${approach}, warm: ${res.mibPerS.toFixed(1)} MiB/s (${(res.wallMs / 1000).toFixed(1)} s), CPU ${res.cpuMsPerMiB.toFixed(1)} ms/MiB`);
             runs[`${approach}Warm`].push(res);
           }
