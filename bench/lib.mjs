@@ -91,3 +91,28 @@ export async function loadFaultProxy() {
   const { tsImport } = await import('tsx/esm/api');
   return tsImport(path.join(rootDir, 'test/support/fault-proxy.ts'), import.meta.url);
 }
+
+/**
+ * Deletes a bucket with everything in it (objects, unfinished multipart uploads). The matrix
+ * writes tens of GiB over a full run, and moto keeps every byte in memory: without this it ran
+ * out of room late in the matrix and reset connections (the raw copy then failed twice in a row).
+ */
+export async function dropBucket(endpoint, bucket) {
+  const { S3Client, ListObjectsV2Command, DeleteObjectsCommand, ListMultipartUploadsCommand, AbortMultipartUploadCommand, DeleteBucketCommand } = await import('@aws-sdk/client-s3');
+  const { demoCredentials, demoRegion } = await import('../dist/demo/s3-server.js');
+  const client = new S3Client({ endpoint, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
+  try {
+    for (let token; ; ) {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, ContinuationToken: token }));
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key }));
+      if (keys.length > 0) await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+      if (!page.IsTruncated) break;
+      token = page.NextContinuationToken;
+    }
+    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    for (const u of uploads.Uploads ?? []) await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: u.Key, UploadId: u.UploadId }));
+    await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+  } finally {
+    client.destroy();
+  }
+}

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, check, log, machine, MiB, round, writeResult } from './lib.mjs';
+import { args, benchDir, check, dropBucket, log, machine, MiB, round, writeResult } from './lib.mjs';
 import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
 import { startS3, createBucket, demoCredentials, demoRegion } from '../dist/demo/s3-server.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
@@ -120,6 +120,7 @@ try {
         let ing;
         for (let r = 0; r < reps; r++) {
           const bucket = await createBucket(server.url, `tp-${mib}-${limit}-${profile}-${r}`);
+          const buckets = [bucket];
           const dbPath = path.join(dir, `${mib}-${limit}-${profile}-${r}.db`);
           const storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: server.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
           const metadata = new SqliteMetadataStore({ path: dbPath });
@@ -151,12 +152,14 @@ try {
             const res = await measured(`${name} (${r + 1}/${reps}) ${approach}, warm`, async () => {
               const run = `${mib}-${limit}-${profile}-${r}-warm-${approach}-${attempt++}`;
               const bucket = await createBucket(server.url, `tp-${run}`);
+              buckets.push(bucket);
               const cfg = { approach, endpoint, bucket, dbPath: path.join(dir, `${run}.db`), nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, warm: { ingestEndpoint: server.url, traffic } };
               return runChild('throughput-child.mjs', cfg);
             });
             log(`${name} (${r + 1}/${reps}) ${approach}, warm: ${res.mibPerS.toFixed(1)} MiB/s (${(res.wallMs / 1000).toFixed(1)} s), CPU ${res.cpuMsPerMiB.toFixed(1)} ms/MiB`);
             runs[`${approach}Warm`].push(res);
           }
+          for (const b of buckets) await dropBucket(server.url, b);
         }
         // Each approach's run of median throughput (its CPU, RSS and event loop are that run's),
         // and the ratios per repetition with their medians.
