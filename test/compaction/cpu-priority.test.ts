@@ -3,25 +3,15 @@
  * where CPU is short, the ingest node's own threads go first. Read from /proc (Linux only); the
  * effect on the host's event loop and on throughput is a benchmark's business.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OptionsError } from '../../src/errors.js';
 import { createTestNode, type TestNode } from '../support/node.js';
+import { processThreadNices } from '../support/proc.js';
 
 const KiB = 1024;
 
-/** Nice value of every thread of this process. */
-function processNices(): number[] {
-  return readdirSync('/proc/self/task').flatMap((tid) => {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
-    } catch {
-      return []; // a thread that ended while we listed
-    }
-  });
-}
-const hostNice = () => processNices()[0]!; // the first task is the main thread
+/** The main thread's: the first task of the process. */
+const hostNice = () => processThreadNices()[0]!;
 
 let node: TestNode;
 beforeAll(async () => {
@@ -35,15 +25,15 @@ describe.skipIf(process.platform !== 'linux')("worker threads' CPU priority", ()
   it('by default the threads a compactor starts run 10 below the host, for as long as it lives', async () => {
     const host = hostNice();
     const below = Math.min(19, host + 10);
-    const before = processNices().filter((n) => n === below).length;
+    const before = processThreadNices().filter((n) => n === below).length;
     await node.writeStreams({ 1: { n: 2, size: 8 * KiB }, 2: { n: 2, size: 8 * KiB } });
     await node.writeStreams({ 1: { n: 2, size: 8 * KiB }, 2: { n: 2, size: 8 * KiB } });
     const compactor = node.compactor();
     expect((await compactor.compactOnce()).committed).toBe(true);
-    expect(processNices().filter((n) => n === below).length).toBeGreaterThan(before);
+    expect(processThreadNices().filter((n) => n === below).length).toBeGreaterThan(before);
     expect(hostNice()).toBe(host);
     await compactor.close();
-    expect(processNices().filter((n) => n === below).length).toBe(before);
+    expect(processThreadNices().filter((n) => n === below).length).toBe(before);
     await node.verify();
   });
 
@@ -54,7 +44,7 @@ describe.skipIf(process.platform !== 'linux')("worker threads' CPU priority", ()
     const compactor = node.compactor({ niceIncrement: 0 });
     try {
       expect((await compactor.compactOnce()).committed).toBe(true);
-      expect(processNices().filter((n) => n !== host)).toEqual([]);
+      expect(processThreadNices().filter((n) => n !== host)).toEqual([]);
     } finally {
       await compactor.close();
     }

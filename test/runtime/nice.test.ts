@@ -2,7 +2,8 @@
 // run first where CPU is short. Linux only: the nice values are read from /proc.
 import { describe, expect, it } from 'vitest';
 import { ActorPool } from '../../src/actors/runtime/index.js';
-import { threadNice, type Done, type Start } from './fixtures/actors.js';
+import { threadNice } from '../support/proc.js';
+import type { Done, Start } from './fixtures/actors.js';
 
 const ACTORS = new URL('./fixtures/actors.ts', import.meta.url);
 
