@@ -59,6 +59,23 @@ if (tp) {
   }
   push();
   if (p.reps > 1) push(`Each case ran ${p.reps} times, each on a fresh ingest, the three approaches back to back; MiB/s, CPU and the event loop are each approach's run of median throughput, the ratios, RSS growth and budget the medians over the repetitions (the ratios taken within each repetition).`);
+  const phased = Object.values(tp.results).some((k) => k.results.compactor.plannedMs !== undefined);
+  if (phased) {
+    push();
+    push('Where the compactor run of median throughput spent its time, and the requests each approach sent (all operations; the compactor\'s include its index reads):');
+    push();
+    push('| case | compactor wall | until planned (thread boot when cold, index reads, or whole objects when they fit, planning) | warm: until planned | requests: compactor (GETs), raw copy (GETs) |');
+    push('|---|---:|---:|---:|---:|');
+    const total = (q) => Object.values(q ?? {}).reduce((n, x) => n + x, 0);
+    for (const [name, k] of Object.entries(tp.results)) {
+      const { compactor: c, raw, compactorWarm: cw } = k.results;
+      if (c.plannedMs === undefined) continue;
+      push(
+        `| ${name} | ${(c.wallMs / 1000).toFixed(2)} s | ${(c.plannedMs / 1000).toFixed(2)} s (${Math.round((100 * c.plannedMs) / c.wallMs)} %) | ${cw?.plannedMs === undefined ? '' : `${(cw.plannedMs / 1000).toFixed(2)} s`} | ` +
+          `${total(c.requests)} (${c.requests.GetObject ?? 0}), ${total(raw.requests)} (${raw.requests?.GetObject ?? 0}) |`,
+      );
+    }
+  }
   if (warm) {
     push();
     push('Warm: a second run in the same process, as a compactor that stays up between scheduled runs would make it (threads booted, code compiled, connections open), against a raw copy that is as warm: each first ingests 16 MiB of other streams and compacts (raw-copies) it, then ingests the same data as the cold runs and is measured. The compactor then also reads the SSO its first run wrote. Not judged against the targets (the cold runs are); reported because it is how an embedded compactor mostly runs.');

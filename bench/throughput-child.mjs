@@ -109,10 +109,22 @@ async function compactor() {
       else if (e.type !== 'bytes') process.stderr.write(`${at()} ${e.type} ${e.iteration ?? ''}\n`);
     });
   }
+  // Where the time goes: until the plan (thread boot when cold, index reads, planning), and the
+  // requests the run sent, by operation (the planner's index reads included).
+  const t0 = performance.now();
+  let plannedMs;
+  const requests = {};
+  const counting = c.events$.subscribe((e) => {
+    if (e.type === 'run.planned') plannedMs ??= performance.now() - t0;
+    else if (e.type === 's3.requests') for (const q of e.requests) requests[q.operation] = (requests[q.operation] ?? 0) + 1;
+  });
   try {
     const r = await c.compactOnce();
     if (!r.committed) throw new Error('nothing committed');
+    counting.unsubscribe();
     return {
+      plannedMs,
+      requests,
       bytesRead: r.bytesRead,
       bytesWritten: r.bytesWritten,
       iterations: r.iterations,
@@ -187,7 +199,7 @@ async function raw(srcs = sources) {
   } finally {
     client.destroy();
   }
-  return { bytesRead, bytesWritten, objects: srcs.length };
+  return { bytesRead, bytesWritten, objects: srcs.length, requests: { GetObject: chunks.length, UploadPart: parts.length, other: 2 } };
 }
 
 async function straightforward() {
