@@ -124,8 +124,8 @@ export const pipelineActor: Actor<PipelineInit, SupervisorToPipeline, PipelineRe
   const merger = new Merger(outputs, planIndex(init.summary, blocks), init.resume, budget, { send: (m, b) => m2u.send(m, b, signal) }, settings.partSize);
   const { needed, lastEnd } = sourceExtents(blocks);
   const whole = receiveWhole(init.whole, budget);
-  // Objects read whole need no GET to keep open.
-  const openReads = whole?.length ? 0 : openReadsFor(init.summary, settings.memoryLimit);
+  // A run that reads whole was planned without open reads (plan-session.ts `readMode`): 0 then.
+  const openReads = openReadsFor(init.summary, settings.memoryLimit);
   const reserved = openReads * CURSOR_MEMORY;
   // Taken before anything else: the attempt holds nothing yet, and gives it back when it ends.
   if (reserved > 0) await budget.acquire(reserved, { signal, timeoutMs: settings.acquireTimeoutMs });
