@@ -21,12 +21,15 @@ import type { RangeCursor, RangeSink } from './types.js';
 
 /**
  * Memory a paused cursor costs the process, which the pipeline counts in the memory budget for
- * each read it keeps open (and the plan leaves free): the rest of the chunk that crossed the end
- * of its last read, what Node buffered before the socket stopped reading (80-128 KiB measured,
- * with 64 KiB socket reads), and the request's own objects. Measured on Node 20: RSS 286-347 KiB
- * a cursor for 64 and 128 paused cursors.
+ * each read it keeps open (and the plan leaves free): what Node read before the socket stopped
+ * (one socket read of up to 64 KiB in the socket, up to the response's 16 KiB high-water mark
+ * and the rest of the last chunk in the response) and the request's own objects. Measured on
+ * Node 20 against moto: 16 to 144 cursors paused at varied points of ranges that end before their
+ * object does (as a run's do: never over the index) allocate 151 KiB each (ArrayBuffers 132-142,
+ * heap 11-15) and cost 183-249 KiB of RSS each on average; in a run (256 MiB of 144 SSOs, the
+ * same data budget with and without), 144 open reads added 12-14 MiB of RSS, ~90 KiB each.
  */
-export const CURSOR_MEMORY = 384 * 1024;
+export const CURSOR_MEMORY = 256 * 1024;
 
 /** Bytes a cursor reads through (and drops) to reach the start of a read rather than give up. */
 const MAX_SKIP = 1024 * 1024;

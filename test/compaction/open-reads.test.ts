@@ -70,14 +70,14 @@ describe('open reads (one GET per source across iterations)', () => {
     await hit.verify();
   });
 
-  it('maxOpenReads is checked at the boundary, and by default spends a quarter of the memory limit on open reads, at most half', async () => {
+  it('maxOpenReads is checked at the boundary, and by default may spend up to half of the memory limit on open reads, the most allowed', async () => {
     const n = await sampleNode('open-reads-options');
     for (const bad of [-1, 1.5, 257, '4']) {
       expect(() => n.compactor({ ...options, maxOpenReads: bad as number })).toThrow(/maxOpenReads/);
     }
     const resolved = (extra: Record<string, unknown>) => resolveCompactorOptions({ storage: n.storage, metadata: n.metadata, nodeId: n.nodeId, ...extra });
-    expect(resolved({ memoryLimit: 64 * MiB }).maxOpenReads).toBe(Math.floor((64 * MiB) / 4 / CURSOR_MEMORY));
-    expect(resolved({ memoryLimit: 1024 * MiB }).maxOpenReads).toBe(128);
+    expect(resolved({ memoryLimit: 64 * MiB }).maxOpenReads).toBe(Math.floor((64 * MiB) / 2 / CURSOR_MEMORY));
+    expect(resolved({ memoryLimit: 1024 * MiB }).maxOpenReads).toBe(256);
     expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: 0 }).maxOpenReads).toBe(0);
     const most = Math.floor((32 * MiB) / CURSOR_MEMORY);
     expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: most }).maxOpenReads).toBe(most);
