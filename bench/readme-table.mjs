@@ -12,6 +12,7 @@ const plan = readResult('planning');
 const ver = readResult('verify');
 const meta = readResult('metadata');
 const bw = readResult('bandwidth');
+const cur = readResult('cursor-memory');
 
 const yes = (c) => (c ? 'met' : '**not met**');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
@@ -142,6 +143,18 @@ if (bw) {
     const t = bw.targets[name];
     push(`| ${name} | ${r.wallS} s | ${r.movedMiB} | ${r.measuredMiBps} | ${r.waitedS} s | ${t ? `${t.value} ${yes(t.pass)}` : ''} |`);
   }
+  push();
+}
+
+if (cur) {
+  const p = cur.parameters;
+  const list = (rs) => rs.map((r) => r.rssKiB).join(', ');
+  push(`### Memory of an open read (${p.cursors} paused GETs; ${cur.serverKind}, ${cur.date.slice(0, 10)}; counted in the budget as ${cur.counted.cursorMemoryKiB} KiB)`);
+  push();
+  push('| measured | RSS a paused read, each repetition | |');
+  push('|---|---|---|');
+  push(`| alone: ${p.cursors} opened in a fresh process | ${list(cur.results.alone)} KiB (ArrayBuffers ${list(cur.results.alone.map((r) => ({ rssKiB: r.arrayBuffersKiB })))} KiB) | |`);
+  push(`| in a run: ${p.run}, all open against none, same data budget | ${list(cur.results.inRun)} KiB | ${yes(cur.targets.inRun.pass)} (≤ ${cur.counted.cursorMemoryKiB} KiB) |`);
   push();
 }
 

@@ -1,9 +1,10 @@
 // `npm run bench` (builds first, then): runs every scenario, each in its own process, then
 // regenerates bench/results/summary.md and chart.svg.
 //
-//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth] [--server moto|fauxqs] [--reps N]
+//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth,cursor-memory] [--server moto|fauxqs] [--reps N]
 //
-// Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e), bandwidth (f).
+// Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e), bandwidth (f),
+// cursor-memory (what an open read costs, counted in the budget as CURSOR_MEMORY).
 // Results: bench/results/<name>.json. Never part of `npm test`.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -19,6 +20,7 @@ const scenarios = [
   ['verify', []],
   ['metadata', []],
   ['bandwidth', []],
+  ['cursor-memory', []],
 ];
 
 function run(name, nodeArgs) {

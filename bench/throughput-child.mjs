@@ -1,5 +1,6 @@
 // One approach of the throughput benchmark, alone in its own process (so its peak RSS and its
-// event-loop delay are its own). Input: one JSON argument; output: one JSON line on stdout.
+// event-loop delay are its own). Input: one JSON argument (`compactorOptions` overrides the
+// compactor's options: cursor-memory.mjs); output: one JSON line on stdout.
 //
 //   compactor        Compactor.compactOnce() (reader/merger/uploader on worker threads)
 //   raw              the practical ceiling: the same objects range-read (<= 16 MiB GETs) and
@@ -73,7 +74,7 @@ process.stdout.write(
 process.exit(0);
 
 function newCompactor() {
-  return new Compactor({ storage, metadata, nodeId: cfg.nodeId, memoryLimit: cfg.memoryLimit, partSize: cfg.partSize });
+  return new Compactor({ storage, metadata, nodeId: cfg.nodeId, memoryLimit: cfg.memoryLimit, partSize: cfg.partSize, ...cfg.compactorOptions });
 }
 
 /** Warm-up (see the top of the file); returns the sources of the measured raw copy. */

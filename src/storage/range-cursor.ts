@@ -24,10 +24,10 @@ import type { RangeCursor, RangeSink } from './types.js';
  * each read it keeps open (and the plan leaves free): what Node read before the socket stopped
  * (one socket read of up to 64 KiB in the socket, up to the response's 16 KiB high-water mark
  * and the rest of the last chunk in the response) and the request's own objects. Measured on
- * Node 20 against moto: 16 to 144 cursors paused at varied points of ranges that end before their
- * object does (as a run's do: never over the index) allocate 151 KiB each (ArrayBuffers 132-142,
- * heap 11-15) and cost 183-249 KiB of RSS each on average; in a run (256 MiB of 144 SSOs, the
- * same data budget with and without), 144 open reads added 12-14 MiB of RSS, ~90 KiB each.
+ * Node 20 against moto (bench/cursor-memory.mjs): 144 cursors paused at varied points of ranges
+ * that end before their object does (as a run's do: never over the index) allocate ~155 KiB each
+ * (ArrayBuffers 135-139, heap 15-20) and cost 255-288 KiB of RSS each, alone in a fresh process;
+ * in a run (256 MiB of 144 SSOs, all open against none with the same data budget), 5-85 KiB each.
  */
 export const CURSOR_MEMORY = 256 * 1024;
 
