@@ -10,12 +10,11 @@
 //           iterations): the difference of the runs' RSS growth over 144, alternating.
 //
 //   node bench/cursor-memory.mjs [--server moto|fauxqs] [--reps N]
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { args, benchDir, dropBucket, log, machine, MiB, round, writeResult } from './lib.mjs';
+import { args, benchDir, dropBucket, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
 import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
 import { CURSOR_MEMORY } from '../dist/storage/range-cursor.js';
 import { createBucket, demoCredentials, demoRegion, startS3 } from '../dist/demo/s3-server.js';
@@ -54,16 +53,6 @@ if (a.child) {
   process.exit(0);
 }
 
-function child(args) {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
-    let text = '';
-    p.stdout.on('data', (d) => (text += d));
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(text.trim().split('\n').pop())) : reject(new Error(`child exited with ${code}`))));
-  });
-}
-
 const reps = Number(a.reps ?? 3);
 const server = await startS3(a.server ?? 'auto');
 const storageOf = (bucket) => new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: server.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
@@ -79,7 +68,7 @@ try {
   for (let i = 0; i < CURSORS + 4; i++) await storage.putObject(`o${i}`, body);
   storage.close();
   for (let rep = 0; rep < reps; rep++) {
-    const out = await child(['--expose-gc', fileURLToPath(import.meta.url), '--child', server.url, '--bucket', bucket]);
+    const out = await runJsonChild(['--expose-gc', fileURLToPath(import.meta.url), '--child', server.url, '--bucket', bucket], 'cursor-memory');
     alone.push(out);
     log(`alone (${rep + 1}/${reps}): each of ${CURSORS} paused cursors RSS ${out.rssKiB} KiB, ArrayBuffers ${out.arrayBuffersKiB} KiB, heap ${out.heapUsedKiB} KiB`);
   }
@@ -98,7 +87,7 @@ try {
       await metadata.close();
       storage.close();
       const cfg = { approach: 'compactor', endpoint: server.url, bucket, dbPath, nodeId: 1, partSize: 16 * MiB, memoryLimit: limit, compactorOptions };
-      const out = await child([path.join(benchDir, 'throughput-child.mjs'), JSON.stringify(cfg)]);
+      const out = await runJsonChild([path.join(benchDir, 'throughput-child.mjs'), JSON.stringify(cfg)], `compactor (${name})`);
       growth[name] = out.rssGrowthMiB;
       await dropBucket(server.url, bucket);
     }

@@ -1,6 +1,7 @@
 // Shared helpers of the benchmarks (plain ESM over the built dist/).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,6 +74,27 @@ export function rssSampler(ms = 20) {
       return Math.max(peak, process.memoryUsage.rss());
     },
   };
+}
+
+/** Runs `node ...args` and resolves with the JSON of the last line it prints; `label` names it in errors. */
+export function runJsonChild(args, label) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${label} child exited with ${code}`));
+      try {
+        resolve(JSON.parse(out.trim().split('\n').pop()));
+      } catch (err) {
+        reject(new Error(`${label}: bad output ${out.slice(0, 500)}`));
+      }
+    });
+  });
 }
 
 export const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);

@@ -15,7 +15,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, check, dropBucket, log, machine, MiB, round, writeResult } from './lib.mjs';
+import { args, benchDir, check, dropBucket, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
 import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
 import { startS3, createBucket, demoCredentials, demoRegion } from '../dist/demo/s3-server.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
@@ -43,22 +43,7 @@ const proxy = await startFaultProxy(server.url);
 proxy.addRule({ times: Infinity, action: fault.delay(params.latencyMs) });
 
 function runChild(script, cfg) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(benchDir, script), JSON.stringify(cfg)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`${cfg.approach ?? script} child exited with ${code}`));
-      try {
-        resolve(JSON.parse(out.trim().split('\n').pop()));
-      } catch (err) {
-        reject(new Error(`${cfg.approach ?? script}: bad output ${out.slice(0, 500)}`));
-      }
-    });
-  });
+  return runJsonChild([path.join(benchDir, script), JSON.stringify(cfg)], cfg.approach ?? script);
 }
 
 /**

@@ -43,9 +43,9 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    * and paused between (a source otherwise costs a GET per iteration). Each holds a socket and
    * is counted in the memory budget as 256 KiB (what Node buffers of it and the request:
    * measured 5-85 KiB of RSS each in a run, 255-288 KiB alone in a fresh process), which the
-   * plan leaves free. The most a run
-   * may open: the plan opens as many as make the fewest GETs, perhaps none. Default: half of
-   * `memoryLimit`'s worth (128 under 64 MiB), at most 256, which is also the most allowed; 0: none.
+   * plan leaves free. The most a run may open: the plan opens as many as make the fewest GETs,
+   * perhaps none. Default: half of `memoryLimit`'s worth (128 under 64 MiB), at most 256, which
+   * is also the most allowed; 0: none.
    */
   maxOpenReads?: number;
   /** Index reads in flight while planning. Default 16. */
