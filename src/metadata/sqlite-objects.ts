@@ -2,7 +2,7 @@
 import { OptionsError } from '../errors.js';
 import { assembleSsos, checkObject, int, intArray, optionalInt, soFromRow } from './common.js';
 import type { SqliteInternals } from './sqlite-statements.js';
-import type { LiveObjects, PendingDeletion, StreamSetObjectMetadata } from './types.js';
+import type { LiveObjects, PendingDeletion, StreamRange, StreamSetObjectMetadata } from './types.js';
 
 /**
  * Expired prepared ranges are kept this long after expiry, so that a late commit of an expired id
@@ -44,6 +44,18 @@ export function listStreamSetObjects(store: SqliteInternals, req: { nodeId?: num
     return nodeId === undefined
       ? assembleSsos(store.st.allLiveSsos.all(), store.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
       : assembleSsos(store.st.liveSsosOfNode.all(nodeId), store.st.liveSsoRangesOfNode.all(nodeId));
+  });
+}
+
+export function listSsoRanges(store: SqliteInternals, objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
+  return store.read('listSsoRanges', () => {
+    const ids = intArray('objectIds', objectIds);
+    const out = new Map<number, StreamRange[]>();
+    for (const id of ids) {
+      const rows = store.st.liveRangesOfSso.all(id);
+      if (rows.length > 0) out.set(id, rows.map((r) => ({ streamId: r.stream_id, startOffset: r.start_offset, endOffset: r.end_offset })));
+    }
+    return out;
   });
 }
 

@@ -74,6 +74,11 @@ export function prepareStatements(db: Database.Database) {
        WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ? ORDER BY r.object_id, r.stream_id`,
     ),
     rangesOfStream: prep<[number], RangeRow>(db, 'SELECT * FROM sso_ranges WHERE stream_id = ?'),
+    liveRangesOfSso: prep<[number], RangeRow>(
+      db,
+      `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+       WHERE r.object_id = ? AND o.kind = 'sso' AND o.state = 'live' ORDER BY r.stream_id`,
+    ),
     dropRangesBelow: prep<[number, number]>(db, 'DELETE FROM sso_ranges WHERE stream_id = ? AND end_offset <= ?'),
     clipRangesAt: prep<[{ start: number; id: number }]>(
       db,

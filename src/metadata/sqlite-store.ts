@@ -16,7 +16,7 @@ import { mapError } from './sqlite-errors.js';
 import { acquireNodeLease, claimNode, listExpiredNodes, listQuarantined, quarantineObject, releaseNodeLease, releaseQuarantined } from './sqlite-nodes.js';
 import { dropSnapshot, openReadOnly, openWritable } from './sqlite-open.js';
 import type { SqliteInternals, Statements } from './sqlite-statements.js';
-import { completeDeletions, listAllLiveObjects, listPendingDeletions, listStreamSetObjects, prepareObjectIds } from './sqlite-objects.js';
+import { completeDeletions, listAllLiveObjects, listPendingDeletions, listSsoRanges, listStreamSetObjects, prepareObjectIds } from './sqlite-objects.js';
 import { closeStream, createStream, deleteStream, trimStream } from './sqlite-streams.js';
 import type {
   CommitStreamSetObjectRequest,
@@ -26,6 +26,7 @@ import type {
   QuarantinedObject,
   StreamMetadata,
   StreamObjectMetadata,
+  StreamRange,
   StreamSetObjectMetadata,
 } from './types.js';
 
@@ -171,6 +172,11 @@ export class SqliteMetadataStore implements MetadataStore {
   /** Live SSOs of a node by orderId (then objectId), each with its ranges sorted by streamId. */
   async listStreamSetObjects(req: { nodeId?: number; streamId?: number; withRanges?: boolean } = {}): Promise<StreamSetObjectMetadata[]> {
     return listStreamSetObjects(this.internals, req);
+  }
+
+  /** The ranges of these live SSOs, by objectId, each sorted by streamId. */
+  async listSsoRanges(objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
+    return listSsoRanges(this.internals, objectIds);
   }
 
   /** The streams with a range in a live SSO of `nodeId`, by streamId. */

@@ -104,6 +104,12 @@ export interface MetadataStore {
   listStreamSetObjects(req?: { nodeId?: number; streamId?: number; withRanges?: boolean }): Promise<StreamSetObjectMetadata[]>;
   /** Optional: the streams with a range in a live SSO of the node (else derived from the ranges). */
   getStreamsOfNode?(nodeId: number): Promise<StreamMetadata[]>;
+  /**
+   * Optional: the ranges of these SSOs, by objectId, each list sorted by streamId (none for an id
+   * that is no live SSO). Lets a caller load a node's ranges a slice at a time: a synchronous
+   * store loading 53 k at once held the host's thread for ~60-120 ms.
+   */
+  listSsoRanges?(objectIds: readonly number[]): Promise<Map<number, StreamRange[]>>;
   listStreamObjects(req: { streamId: number }): Promise<StreamObjectMetadata[]>;
   /**
    * Objects removed by commits whose grace period ends at or before `nowMs`; without it, the

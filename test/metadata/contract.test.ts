@@ -139,6 +139,15 @@ for (const kind of kinds) {
       expect((await store.listStreamSetObjects({ nodeId: 1, withRanges: false })).map((o) => o.objectId)).toEqual([a, c]);
       expect((await store.getStreams([1, 2, 3])).map((s) => s.endOffset)).toEqual([5, 9, 8]);
       expect((await store.getStreamsOfNode!(2)).map((s) => s.streamId)).toEqual([2, 3]);
+      // By object, a slice at a time (optional; the SQLite store has it, as its loads block the host's thread).
+      if (kind.name === 'SQLite') expect(store.listSsoRanges).toBeTypeOf('function');
+      if (store.listSsoRanges) {
+        const byId = await store.listSsoRanges([c, a, 999_999]);
+        expect([...byId.keys()]).toEqual([c, a]);
+        expect(byId.get(a)).toEqual(node1[0]!.ranges);
+        expect(byId.get(c)).toEqual([r(3, 4, 8)]);
+        await expect(store.listSsoRanges([-1])).rejects.toMatchObject({ name: 'OptionsError' });
+      }
     });
 
     it('a compaction: the new SSO inherits the oldest orderId and data time; the compacted wait out the grace period', async () => {
