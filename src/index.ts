@@ -19,7 +19,7 @@ export {
 export { S3Storage, createS3Client, type S3StorageOptions } from './storage/index.js';
 export type { ObjectStorage, RangeSink, S3StorageConfig, ObjectInfo, MultipartUploadInfo, CompletedPart, RequestOptions } from './storage/types.js';
 
-export { SqliteMetadataStore, type SqliteMetadataStoreOptions, PostgresMetadataStore, type PostgresMetadataStoreOptions } from './metadata/index.js';
+export { SqliteMetadataStore, type SqliteMetadataStoreOptions, SqliteThreadStore, type SqliteThreadStoreOptions, PostgresMetadataStore, type PostgresMetadataStoreOptions } from './metadata/index.js';
 export type * from './metadata/types.js';
 
 export { uploadStreamSetObject, type UploadStreamSetObjectOptions, type UploadedStreamSetObject } from './ingest/upload-sso.js';

@@ -1,12 +1,12 @@
 /**
- * The MetadataStore contract, one suite for both stores (issue #12): SQLite (a file, two
- * connections to it for the concurrency cases) and PostgreSQL (a fresh database on the run's
+ * The MetadataStore contract, one suite for every store (issue #12): SQLite (a file, two
+ * connections to it for the concurrency cases), the same on a thread of its own, and PostgreSQL (a fresh database on the run's
  * server, two pools). Clocks are real: due times are compared with bounds, never set by hand.
  */
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MetadataError } from '../../src/errors.js';
-import { PostgresMetadataStore, SqliteMetadataStore, type MetadataStore, type StreamRange } from '../../src/metadata/index.js';
+import { PostgresMetadataStore, SqliteMetadataStore, SqliteThreadStore, type MetadataStore, type StreamRange } from '../../src/metadata/index.js';
 import { createTestDatabase, pgAvailable, pgSkipReason, type TestDatabase } from '../support/pg.js';
 import { tempDir } from './helpers.js';
 
@@ -34,6 +34,28 @@ const kinds: Kind[] = [
       const opened: SqliteMetadataStore[] = [];
       const open = async () => {
         const s = new SqliteMetadataStore({ path, graceMs: GRACE });
+        opened.push(s);
+        return s;
+      };
+      return {
+        store: await open(),
+        another: open,
+        async done() {
+          for (const s of opened) await s.close();
+          cleanup();
+        },
+      };
+    },
+  },
+  {
+    name: 'SQLite on its own thread',
+    available: true,
+    async fresh() {
+      const { dir, cleanup } = tempDir();
+      const path = join(dir, 'meta.db');
+      const opened: SqliteThreadStore[] = [];
+      const open = async () => {
+        const s = await SqliteThreadStore.open({ path, graceMs: GRACE });
         opened.push(s);
         return s;
       };
