@@ -5,6 +5,7 @@
 import { toCompactorError } from '../errors.js';
 import type { ResolvedCompactorOptions } from '../compactor/options.js';
 import { MessageChannel } from 'node:worker_threads';
+import { packCandidates } from '../messages/candidates.js';
 import type { PlannerReport, SupervisorToPlanner, WholeHandoff } from '../messages/pipeline.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import { checkDroppedStillDead } from '../plan/coverage.js';
@@ -77,12 +78,15 @@ export async function planOnWorker(
     wholePort?.close();
     wholePort = undefined;
   };
+  const storage = await workerStorage();
+  const candidates = packCandidates(req.candidates);
+  const transferList = [candidates.ranges.buffer as ArrayBuffer, ...(wholeChannel ? [wholeChannel.port1] : [])];
   const handle = pool.spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
     PLANNER_MODULE,
     'plannerActor',
     {
-      storage: await workerStorage(),
-      candidates: req.candidates,
+      storage,
+      candidates,
       streams: req.streams,
       nowMs: req.nowMs,
       options,
@@ -91,7 +95,7 @@ export async function planOnWorker(
       ...(wholeChannel ? { wholePort: wholeChannel.port1 } : {}),
     },
     // Planning is one long synchronous step: heartbeats pause while it runs.
-    { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs, transferList: wholeChannel ? [wholeChannel.port1] : [] },
+    { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs, transferList },
   );
   const stop = async () => {
     await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});

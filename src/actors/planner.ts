@@ -9,6 +9,7 @@ import { toCompactorError } from '../errors.js';
 import { readObjectIndex } from '../format/index.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { MessagePort } from 'node:worker_threads';
+import { unpackCandidates, type PackedCandidates } from '../messages/candidates.js';
 import type { PlannerReport, SupervisorToPlanner, WholeObject } from '../messages/pipeline.js';
 import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '../plan/index.js';
 import type { PlanInput, PlanInputObject, PlannerOptions } from '../plan/types.js';
@@ -20,7 +21,8 @@ import { threadStorage } from './thread-storage.js';
 
 export interface PlannerInit {
   storage: S3StorageConfig;
-  candidates: StreamSetObjectMetadata[];
+  /** Packed for the trip (see messages/candidates.ts). */
+  candidates: PackedCandidates;
   streams: StreamMetadata[];
   nowMs: number;
   options: PlannerOptions;
@@ -86,7 +88,7 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
   const storage = await threadStorage(init.storage);
   try {
     const bytes: (Uint8Array | undefined)[] | undefined = init.wholePort ? [] : undefined;
-    const objects = await readIndexes(storage, init.candidates, init.indexReadConcurrency, ctx.signal, bytes);
+    const objects = await readIndexes(storage, unpackCandidates(init.candidates), init.indexReadConcurrency, ctx.signal, bytes);
     const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options, ...(init.openReads ? { openReads: init.openReads } : {}) });
     const dropped = checkCoverage(plan, { objects, streams: init.streams });
     const table = encodePlanTable(plan);
