@@ -167,7 +167,7 @@ export class CliContext {
       }
       if (!statSync(path).isFile()) throw new UsageError('--metadata', `${path} is not a file`);
     }
-    const { SqliteMetadataStore } = await import('../metadata/index.js');
+    const { SqliteThreadStore } = await import('../metadata/index.js');
     // A command that fails must not leave a new, empty store behind: gc would later take an
     // empty file for "metadata knows nothing" (and refuses it; it once deleted live data).
     const created = !opts.readOnly && path !== ':memory:' && !existsSync(path);
@@ -176,7 +176,9 @@ export class CliContext {
         if (failed) for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(`${path}${suffix}`, { force: true });
       });
     }
-    const store = new SqliteMetadataStore({ path, graceMs: this.globals.graceMs, readOnly: opts.readOnly === true });
+    // On a thread of its own: the commands that run for long (compact on an interval, with its
+    // metrics endpoint and signal handling) keep their event loop while SQLite waits.
+    const store = await SqliteThreadStore.open({ path, graceMs: this.globals.graceMs, readOnly: opts.readOnly === true });
     this.onClose(() => store.close());
     this.metadataInstance = store;
     return store;

@@ -26,7 +26,7 @@ import { Terminal } from '../cli/progress.js';
 import { humanBytes } from '../util/units.js';
 import { Compactor } from '../compactor/compactor.js';
 import type { CompactorEvent } from '../compactor/events.js';
-import { SqliteMetadataStore } from '../metadata/index.js';
+import { SqliteThreadStore } from '../metadata/index.js';
 import { S3Storage } from '../storage/index.js';
 import { createBucket, demoCredentials, demoRegion, FAUXQS_MAX_BODY, startS3, type S3Server } from './s3-server.js';
 import { ingestTraffic } from './traffic.js';
@@ -153,7 +153,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const t0 = performance.now();
   let s3: S3Server | undefined;
   let storage: S3Storage | undefined;
-  let metadata: SqliteMetadataStore | undefined;
+  let metadata: SqliteThreadStore | undefined;
   let compactor: Compactor | undefined;
   let progress: Progress | undefined;
   const dir = await mkdtemp(path.join(tmpdir(), 's3sc-demo-'));
@@ -163,7 +163,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     const bucket = await createBucket(s3.url, 'demo');
     storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: s3.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
     const dbPath = path.join(dir, 'meta.db');
-    metadata = new SqliteMetadataStore({ path: dbPath });
+    metadata = await SqliteThreadStore.open({ path: dbPath });
     console.log(`S3 server: ${s3.kind} at ${s3.url}, bucket ${bucket}; metadata: ${dbPath}`);
 
     // 1. Ingest.
