@@ -36,7 +36,7 @@ if (!any) {
 
 if (tp) {
   const p = tp.parameters;
-  push(`### Throughput, memory and CPU (SSOs of ${p.streams} streams, Zipf sizes; partSize ${p.partSizeMiB} MiB, ${p.readsInFlight} GETs / ${p.partsInFlight} parts in flight)`);
+  push(`### Throughput, memory and CPU (SSOs of ${p.streams} streams, Zipf sizes; partSize ${p.partSizeMiB} MiB, ${p.readsInFlight} GETs / ${p.partsInFlight} parts in flight; metadata ${p.store === 'thread' ? 'SqliteThreadStore' : 'SqliteMetadataStore'})`);
   push();
   const warm = Object.values(tp.results).some((k) => k.results.compactorWarm);
   push(

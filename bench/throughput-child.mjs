@@ -18,7 +18,7 @@ import { MiB, rssSampler } from './lib.mjs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { GetObjectCommand, CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { Compactor, S3Storage, SqliteMetadataStore, createS3Client, readObjectIndex, ObjectWriter } from '../dist/index.js';
+import { Compactor, S3Storage, SqliteMetadataStore, SqliteThreadStore, createS3Client, readObjectIndex, ObjectWriter } from '../dist/index.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -30,7 +30,9 @@ const s3cfg = {
   credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' },
   forcePathStyle: true,
 };
-const metadata = new SqliteMetadataStore({ path: cfg.dbPath });
+// `store`: 'thread' (SqliteThreadStore, the default) or 'host' (SqliteMetadataStore, its
+// connection on the host's thread).
+const metadata = cfg.store === 'host' ? new SqliteMetadataStore({ path: cfg.dbPath }) : await SqliteThreadStore.open({ path: cfg.dbPath });
 const storage = new S3Storage(s3cfg);
 const listSources = async (except = new Set()) =>
   (await metadata.listStreamSetObjects({ nodeId: cfg.nodeId })).filter((o) => !except.has(o.objectId)).map((o) => ({ key: storage.keyOf(o.objectId), size: o.objectSize }));

@@ -1,5 +1,5 @@
 // Benchmark a (throughput, memory, CPU) and d (host responsiveness), issue #9's targets.
-// Run with `node bench/throughput.mjs [--quick] [--mib 114,256] [--memory-mib 64,200]`
+// Run with `node bench/throughput.mjs [--quick] [--mib 114,256] [--memory-mib 64,200] [--store thread|host]`
 // (bench/run.mjs does); the fault proxy is test/support/fault-proxy.ts, loaded with tsx's
 // scoped tsImport.
 //
@@ -31,7 +31,11 @@ const limits = list(a.memoryMib, quick ? [64] : [64, 200]);
 // 2-core machine moves single runs by 30 % and more, so ratios are taken within each repetition
 // (the three approaches back to back) and the median of those is what the targets judge.
 const reps = Number(a.reps ?? (quick ? 1 : 3));
-const params = { streams: Number(a.streams ?? 400), objectsPerMiB: 64 / 114, zipf: 1, latencyMs: 30, seed: 7, sizesMiB: sizes, memoryLimitsMiB: limits, reps };
+// The compactor's metadata: 'thread' (SqliteThreadStore, what the README recommends embedding) or
+// 'host' (SqliteMetadataStore on the host's thread, every table before 2026-12-07's last).
+const store = a.store ?? 'thread';
+if (store !== 'thread' && store !== 'host') throw new Error(`--store must be thread or host, got ${store}`);
+const params = { streams: Number(a.streams ?? 400), objectsPerMiB: 64 / 114, zipf: 1, latencyMs: 30, seed: 7, sizesMiB: sizes, memoryLimitsMiB: limits, reps, store };
 
 const started = new Date();
 const machineBefore = machine();
@@ -123,7 +127,7 @@ try {
           storage.close();
           log(`${name} (${r + 1}/${reps}): ingested ${ing.objects} objects, ${(ing.objectBytes / MiB).toFixed(1)} MiB, ${ing.records} records in ${(ing.durationMs / 1000).toFixed(1)} s`);
           for (const approach of ['raw', 'straightforward', 'compactor']) {
-            const cfg = { approach, endpoint, bucket, dbPath, nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB };
+            const cfg = { approach, endpoint, bucket, dbPath, nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, store };
             const res = await measured(`${name} (${r + 1}/${reps}) ${approach}`, () => besideIdle(() => runChild('throughput-child.mjs', cfg)));
             log(
               `${name} (${r + 1}/${reps}) ${approach}: ${res.mibPerS.toFixed(1)} MiB/s (${(res.wallMs / 1000).toFixed(1)} s), CPU ${res.cpuMsPerMiB.toFixed(1)} ms/MiB, ` +
@@ -138,7 +142,7 @@ try {
               const run = `${mib}-${limit}-${profile}-${r}-warm-${approach}-${attempt++}`;
               const bucket = await createBucket(server.url, `tp-${run}`);
               buckets.push(bucket);
-              const cfg = { approach, endpoint, bucket, dbPath: path.join(dir, `${run}.db`), nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, warm: { ingestEndpoint: server.url, traffic } };
+              const cfg = { approach, endpoint, bucket, dbPath: path.join(dir, `${run}.db`), nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, store, warm: { ingestEndpoint: server.url, traffic } };
               return runChild('throughput-child.mjs', cfg);
             });
             log(`${name} (${r + 1}/${reps}) ${approach}, warm: ${res.mibPerS.toFixed(1)} MiB/s (${(res.wallMs / 1000).toFixed(1)} s), CPU ${res.cpuMsPerMiB.toFixed(1)} ms/MiB`);
