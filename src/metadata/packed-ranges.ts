@@ -32,3 +32,10 @@ export function unpackRanges(counts: readonly number[], ranges: Float64Array): S
     return out;
   });
 }
+
+/** Ranges of SSOs packed: `counts[i]` ranges belong to `objectIds[i]`, in order. */
+export interface PackedRangesById {
+  objectIds: number[];
+  counts: number[];
+  ranges: Float64Array;
+}

@@ -2,6 +2,7 @@
 import { OptionsError } from '../errors.js';
 import { assembleSsos, checkObject, int, intArray, optionalInt, soFromRow } from './common.js';
 import type { SqliteInternals } from './sqlite-statements.js';
+import type { PackedRangesById } from './packed-ranges.js';
 import type { LiveObjects, PendingDeletion, StreamRange, StreamSetObjectMetadata } from './types.js';
 
 /**
@@ -44,6 +45,38 @@ export function listStreamSetObjects(store: SqliteInternals, req: { nodeId?: num
     return nodeId === undefined
       ? assembleSsos(store.st.allLiveSsos.all(), store.st.allLiveSsoRanges.all()).sort((a, b) => a.orderId - b.orderId || a.objectId - b.objectId)
       : assembleSsos(store.st.liveSsosOfNode.all(nodeId), store.st.liveSsoRangesOfNode.all(nodeId));
+  });
+}
+
+/**
+ * `listSsoRanges` packed (packed-ranges.ts), straight from rows that are arrays: no range object
+ * is made, so a thread listing 53 k ranges promotes nothing to its old generation.
+ */
+export function listSsoRangesPacked(store: SqliteInternals, objectIds: readonly number[]): Promise<PackedRangesById> {
+  return store.read('listSsoRanges', () => {
+    const ids = intArray('objectIds', objectIds);
+    let ranges = new Float64Array(3 * 1024);
+    let at = 0;
+    const listed: number[] = [];
+    const counts: number[] = [];
+    for (const id of ids) {
+      const from = at;
+      for (const [streamId, startOffset, endOffset] of store.st.liveRangesOfSsoRaw.iterate(id)) {
+        if (at + 3 > ranges.length) {
+          const grown = new Float64Array(ranges.length * 2);
+          grown.set(ranges);
+          ranges = grown;
+        }
+        ranges[at++] = streamId;
+        ranges[at++] = startOffset;
+        ranges[at++] = endOffset;
+      }
+      if (at > from) {
+        listed.push(id);
+        counts.push((at - from) / 3);
+      }
+    }
+    return { objectIds: listed, counts, ranges: ranges.slice(0, at) };
   });
 }
 

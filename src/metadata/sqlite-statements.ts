@@ -12,12 +12,13 @@ export interface Stmt<P extends unknown[], R> {
   run(...params: P): Database.RunResult;
   get(...params: P): R | undefined;
   all(...params: P): R[];
+  iterate(...params: P): IterableIterator<R>;
 }
 
-/** A statement; `pluck`: rows come back as their first column's value. */
-function prep<P extends unknown[] | {} = unknown[], R = unknown>(db: Database.Database, sql: string, pluck = false): Stmt<P extends unknown[] ? P : [P], R> {
+/** A statement; `pluck`: rows come back as their first column's value; `raw`: as arrays of their columns. */
+function prep<P extends unknown[] | {} = unknown[], R = unknown>(db: Database.Database, sql: string, mode?: 'pluck' | 'raw'): Stmt<P extends unknown[] ? P : [P], R> {
   const st = db.prepare<P, R>(sql);
-  return (pluck ? st.pluck() : st) as unknown as Stmt<P extends unknown[] ? P : [P], R>;
+  return (mode === 'pluck' ? st.pluck() : mode === 'raw' ? st.raw() : st) as unknown as Stmt<P extends unknown[] ? P : [P], R>;
 }
 
 export function prepareStatements(db: Database.Database) {
@@ -44,7 +45,7 @@ export function prepareStatements(db: Database.Database) {
        WHERE kind = 'so' AND state = 'live' AND stream_id = ? AND end_offset <= ?`,
     ),
     getObject: prep<[number], ObjectRow>(db, 'SELECT * FROM objects WHERE object_id = ?'),
-    objectExists: prep<[number], number>(db, 'SELECT 1 FROM objects WHERE object_id = ?', true),
+    objectExists: prep<[number], number>(db, 'SELECT 1 FROM objects WHERE object_id = ?', 'pluck'),
     insertSso: prep<[number, number, number, number, number, number]>(
       db,
       `INSERT INTO objects (object_id, kind, node_id, order_id, data_time_ms, object_size, state, committed_ms)
@@ -78,6 +79,13 @@ export function prepareStatements(db: Database.Database) {
       db,
       `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
        WHERE r.object_id = ? AND o.kind = 'sso' AND o.state = 'live' ORDER BY r.stream_id`,
+    ),
+    // The same, each row an array (packed by SqliteThreadStore's thread without a range object).
+    liveRangesOfSsoRaw: prep<[number], [number, number, number]>(
+      db,
+      `SELECT r.stream_id, r.start_offset, r.end_offset FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
+       WHERE r.object_id = ? AND o.kind = 'sso' AND o.state = 'live' ORDER BY r.stream_id`,
+      'raw',
     ),
     dropRangesBelow: prep<[number, number]>(db, 'DELETE FROM sso_ranges WHERE stream_id = ? AND end_offset <= ?'),
     clipRangesAt: prep<[{ start: number; id: number }]>(
@@ -127,7 +135,7 @@ export function prepareStatements(db: Database.Database) {
        ORDER BY delete_due_ms, object_id LIMIT ?`,
     ),
     completeDeletion: prep<[number]>(db, `DELETE FROM objects WHERE object_id = ? AND state = 'deleting'`),
-    nextId: prep<[], number>(db, 'SELECT next_id FROM id_sequence WHERE singleton = 1', true),
+    nextId: prep<[], number>(db, 'SELECT next_id FROM id_sequence WHERE singleton = 1', 'pluck'),
     setNextId: prep<[number]>(db, 'UPDATE id_sequence SET next_id = MAX(next_id, ?) WHERE singleton = 1'),
     insertPrepared: prep<[number, number, number]>(
       db,

@@ -16,7 +16,8 @@ import { mapError } from './sqlite-errors.js';
 import { acquireNodeLease, claimNode, listExpiredNodes, listQuarantined, quarantineObject, releaseNodeLease, releaseQuarantined } from './sqlite-nodes.js';
 import { dropSnapshot, openReadOnly, openWritable } from './sqlite-open.js';
 import type { SqliteInternals, Statements } from './sqlite-statements.js';
-import { completeDeletions, listAllLiveObjects, listPendingDeletions, listSsoRanges, listStreamSetObjects, prepareObjectIds } from './sqlite-objects.js';
+import { completeDeletions, listAllLiveObjects, listPendingDeletions, listSsoRanges, listSsoRangesPacked, listStreamSetObjects, prepareObjectIds } from './sqlite-objects.js';
+import type { PackedRangesById } from './packed-ranges.js';
 import { closeStream, createStream, deleteStream, trimStream } from './sqlite-streams.js';
 import type {
   CommitStreamSetObjectRequest,
@@ -177,6 +178,11 @@ export class SqliteMetadataStore implements MetadataStore {
   /** The ranges of these live SSOs, by objectId, each sorted by streamId. */
   async listSsoRanges(objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
     return listSsoRanges(this.internals, objectIds);
+  }
+
+  /** `listSsoRanges` packed for a trip between threads (`SqliteThreadStore`'s). */
+  async listSsoRangesPacked(objectIds: readonly number[]): Promise<PackedRangesById> {
+    return listSsoRangesPacked(this.internals, objectIds);
   }
 
   /** The streams with a range in a live SSO of `nodeId`, by streamId. */

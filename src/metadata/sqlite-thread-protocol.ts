@@ -1,6 +1,7 @@
 /** The messages between `SqliteThreadStore` and its thread. */
 import type { SerializedError } from '../errors.js';
 import type { MetadataStore } from './types.js';
+export type { PackedRangesById } from './packed-ranges.js';
 
 export type StoreMethod = Exclude<keyof MetadataStore, 'close'>;
 
@@ -49,10 +50,3 @@ export type StoreReply =
   | { kind: 'failed'; error: SerializedError }
   | { kind: 'reply'; id: number; ok: true; value: unknown }
   | { kind: 'reply'; id: number; ok: false; error: SerializedError };
-
-/** What `listSsoRanges` answers with across the thread: its Map, the ranges packed. */
-export interface PackedRangesById {
-  objectIds: number[];
-  counts: number[];
-  ranges: Float64Array;
-}

@@ -5,10 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { serializeError } from '../errors.js';
-import { packRanges } from './packed-ranges.js';
 import { SqliteMetadataStore, type SqliteMetadataStoreOptions } from './sqlite-store.js';
 import { isStoreMethod, type StoreCall, type StoreReply } from './sqlite-thread-protocol.js';
-import type { StreamRange } from './types.js';
 
 const port = parentPort!;
 const send = (m: StoreReply) => port.postMessage(m);
@@ -35,16 +33,14 @@ async function answer({ id, method, args }: StoreCall): Promise<void> {
       return;
     }
     if (!isStoreMethod(method)) throw new TypeError(`no MetadataStore method ${String(method)}`);
-    const fn = store[method] as (...a: unknown[]) => Promise<unknown>;
-    const value = await fn.apply(store, args);
     if (method === 'listSsoRanges') {
-      // A node's ranges go packed (see packed-ranges.ts): the host's share is unpacking them.
-      const byObject = value as Map<number, StreamRange[]>;
-      const packed = packRanges([...byObject.values()]);
-      const reply: StoreReply = { kind: 'reply', id, ok: true, value: { packedRanges: { objectIds: [...byObject.keys()], ...packed } } };
-      port.postMessage(reply, [packed.ranges.buffer as ArrayBuffer]);
+      // A node's ranges go packed (see packed-ranges.ts), moved: the host's share is unpacking.
+      const packed = await store.listSsoRangesPacked(args[0] as number[]);
+      port.postMessage({ kind: 'reply', id, ok: true, value: packed } satisfies StoreReply, [packed.ranges.buffer as ArrayBuffer]);
       return;
     }
+    const fn = store[method] as (...a: unknown[]) => Promise<unknown>;
+    const value = await fn.apply(store, args);
     send({ kind: 'reply', id, ok: true, value });
   } catch (err) {
     send({ kind: 'reply', id, ok: false, error: serializeError(err) });

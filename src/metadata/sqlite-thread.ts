@@ -112,7 +112,7 @@ export class SqliteThreadStore implements MetadataStore {
     return this.#call('listStreamSetObjects', req);
   }
   async listSsoRanges(objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
-    const { packedRanges: p } = await this.#call<{ packedRanges: PackedRangesById }>('listSsoRanges', objectIds);
+    const p = await this.#call<PackedRangesById>('listSsoRanges', objectIds);
     const lists = unpackRanges(p.counts, p.ranges);
     return new Map(p.objectIds.map((id, i) => [id, lists[i]!]));
   }

@@ -113,6 +113,26 @@ describe('SqliteThreadStore', () => {
     await expect(ro.deleteStream(1)).rejects.toMatchObject({ code: 'ERR_METADATA_READ_ONLY' });
   });
 
+  it("a node's ranges cross packed and arrive as the store on the host's thread lists them", async () => {
+    const host = new SqliteMetadataStore({ path });
+    toClose.push(host);
+    for (let streamId = 0; streamId < 1500; streamId++) await host.createStream({ streamId, epoch: 0, startOffset: 0 });
+    const ids: number[] = [];
+    for (let o = 0; o < 3; o++) {
+      const objectId = await host.prepareObjectIds(1);
+      // More ranges than the packing starts with room for (1 024), offsets past 2^32.
+      const streamRanges = Array.from({ length: 1500 - o * 400 }, (_, streamId) => ({ streamId, startOffset: 2 ** 40 + o * 10, endOffset: 2 ** 40 + o * 10 + 10 }));
+      await host.commitStreamSetObject({ nodeId: 1, objectId, objectSize: 1000, streamRanges, streamObjects: [], compactedObjectIds: [] });
+      ids.push(objectId);
+    }
+    const store = await SqliteThreadStore.open({ path });
+    toClose.push(store);
+    const asked = [ids[2]!, 424_242, ids[0]!, ids[1]!];
+    const packed = await store.listSsoRanges(asked);
+    expect([...packed.keys()]).toEqual([ids[2], ids[0], ids[1]]);
+    expect(packed).toEqual(await host.listSsoRanges(asked));
+  });
+
   it('options are checked at the boundary, naming the option; a closed store refuses calls', async () => {
     await expect(SqliteThreadStore.open({ path, now: () => 1 } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'now' });
     await expect(SqliteThreadStore.open({ path, callTimeoutMs: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION', option: 'callTimeoutMs' });
