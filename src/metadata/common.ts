@@ -88,6 +88,18 @@ export function describe(v: unknown): string {
   return String(v);
 }
 
+/** A SQLite store's options: an object with a path (both stores check these first). Returns the path. */
+export function checkSqlitePath(options: unknown): string {
+  if (typeof options !== 'object' || options === null) {
+    throw new OptionsError('options', 'pass an object such as { path: "meta.db" }');
+  }
+  const path = (options as { path?: unknown }).path;
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new OptionsError('path', `must be a non-empty file path or ':memory:', got ${describe(path)}`);
+  }
+  return path;
+}
+
 export function checkObject(field: string, v: unknown): void {
   if (typeof v !== 'object' || v === null) throw new OptionsError(field, `must be an object, got ${describe(v)}`);
 }

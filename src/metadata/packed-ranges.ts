@@ -39,3 +39,9 @@ export interface PackedRangesById {
   counts: number[];
   ranges: Float64Array;
 }
+
+/** Unpacks `PackedRangesById` into what `MetadataStore.listSsoRanges` returns. */
+export function rangesById(p: PackedRangesById): Map<number, StreamRange[]> {
+  const lists = unpackRanges(p.counts, p.ranges);
+  return new Map(p.objectIds.map((id, i) => [id, lists[i]!]));
+}

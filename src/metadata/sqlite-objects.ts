@@ -2,7 +2,7 @@
 import { OptionsError } from '../errors.js';
 import { assembleSsos, checkObject, int, intArray, optionalInt, soFromRow } from './common.js';
 import type { SqliteInternals } from './sqlite-statements.js';
-import type { PackedRangesById } from './packed-ranges.js';
+import { rangesById, type PackedRangesById } from './packed-ranges.js';
 import type { LiveObjects, PendingDeletion, StreamRange, StreamSetObjectMetadata } from './types.js';
 
 /**
@@ -50,7 +50,7 @@ export function listStreamSetObjects(store: SqliteInternals, req: { nodeId?: num
 
 /**
  * `listSsoRanges` packed (packed-ranges.ts), straight from rows that are arrays: no range object
- * is made, so a thread listing 53 k ranges promotes nothing to its old generation.
+ * is made until they are unpacked, on the host's thread for SqliteThreadStore.
  */
 export function listSsoRangesPacked(store: SqliteInternals, objectIds: readonly number[]): Promise<PackedRangesById> {
   return store.read('listSsoRanges', () => {
@@ -80,16 +80,8 @@ export function listSsoRangesPacked(store: SqliteInternals, objectIds: readonly 
   });
 }
 
-export function listSsoRanges(store: SqliteInternals, objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
-  return store.read('listSsoRanges', () => {
-    const ids = intArray('objectIds', objectIds);
-    const out = new Map<number, StreamRange[]>();
-    for (const id of ids) {
-      const rows = store.st.liveRangesOfSso.all(id);
-      if (rows.length > 0) out.set(id, rows.map((r) => ({ streamId: r.stream_id, startOffset: r.start_offset, endOffset: r.end_offset })));
-    }
-    return out;
-  });
+export async function listSsoRanges(store: SqliteInternals, objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
+  return rangesById(await listSsoRangesPacked(store, objectIds));
 }
 
 export function listAllLiveObjects(store: SqliteInternals): Promise<LiveObjects> {

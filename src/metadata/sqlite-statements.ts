@@ -75,12 +75,7 @@ export function prepareStatements(db: Database.Database) {
        WHERE o.kind = 'sso' AND o.state = 'live' AND o.node_id = ? ORDER BY r.object_id, r.stream_id`,
     ),
     rangesOfStream: prep<[number], RangeRow>(db, 'SELECT * FROM sso_ranges WHERE stream_id = ?'),
-    liveRangesOfSso: prep<[number], RangeRow>(
-      db,
-      `SELECT r.* FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id
-       WHERE r.object_id = ? AND o.kind = 'sso' AND o.state = 'live' ORDER BY r.stream_id`,
-    ),
-    // The same, each row an array (packed by SqliteThreadStore's thread without a range object).
+    // Each row an array: packed without a range object (sqlite-objects.ts listSsoRangesPacked).
     liveRangesOfSsoRaw: prep<[number], [number, number, number]>(
       db,
       `SELECT r.stream_id, r.start_offset, r.end_offset FROM sso_ranges r JOIN objects o ON o.object_id = r.object_id

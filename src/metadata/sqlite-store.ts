@@ -10,7 +10,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { MetadataError, OptionsError } from '../errors.js';
-import { checkObject, describe, int, intArray, optionalInt, soFromRow, streamFromRow } from './common.js';
+import { checkObject, checkSqlitePath, describe, int, intArray, optionalInt, soFromRow, streamFromRow } from './common.js';
 import { commitOnSqlite } from './sqlite-commit.js';
 import { mapError } from './sqlite-errors.js';
 import { acquireNodeLease, claimNode, listExpiredNodes, listQuarantined, quarantineObject, releaseNodeLease, releaseQuarantined } from './sqlite-nodes.js';
@@ -73,13 +73,7 @@ export class SqliteMetadataStore implements MetadataStore {
    * ERR_METADATA_NOT_A_DATABASE, ERR_METADATA_SCHEMA_TOO_NEW or ERR_METADATA_IO.
    */
   constructor(options: SqliteMetadataStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new OptionsError('options', 'pass an object such as { path: "meta.db" }');
-    }
-    if (typeof options.path !== 'string' || options.path.length === 0) {
-      throw new OptionsError('path', `must be a non-empty file path or ':memory:', got ${describe(options.path)}`);
-    }
-    this.path = options.path;
+    this.path = checkSqlitePath(options);
     this.graceMs = optionalInt('graceMs', options.graceMs, DEFAULT_GRACE_MS);
     this.preparedTtlMs = optionalInt('preparedTtlMs', options.preparedTtlMs, DEFAULT_PREPARED_TTL_MS);
     const busyTimeoutMs = optionalInt('busyTimeoutMs', options.busyTimeoutMs, DEFAULT_BUSY_TIMEOUT_MS);

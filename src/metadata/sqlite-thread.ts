@@ -12,11 +12,11 @@
  */
 import { MetadataError, OptionsError } from '../errors.js';
 import { abortReason, onAbort } from '../util/async.js';
-import { describe, optionalInt } from './common.js';
+import { checkSqlitePath, optionalInt } from './common.js';
 import type { SqliteMetadataStoreOptions } from './sqlite-store.js';
 import { StoreThread } from './sqlite-thread-link.js';
 import type { PackedRangesById, StoreMethod } from './sqlite-thread-protocol.js';
-import { unpackRanges } from './packed-ranges.js';
+import { rangesById } from './packed-ranges.js';
 import type {
   CommitStreamSetObjectRequest,
   LiveObjects,
@@ -68,18 +68,12 @@ export class SqliteThreadStore implements MetadataStore {
   }
 
   private constructor(options: SqliteThreadStoreOptions) {
-    if (typeof options !== 'object' || options === null) {
-      throw new OptionsError('options', 'pass an object such as { path: "meta.db" }');
-    }
+    this.path = checkSqlitePath(options);
     if ((options as SqliteMetadataStoreOptions).now !== undefined) {
       throw new OptionsError('now', 'a clock function cannot cross to the store\'s thread; use SqliteMetadataStore for a custom clock');
     }
-    if (typeof options.path !== 'string' || options.path.length === 0) {
-      throw new OptionsError('path', `must be a non-empty file path or ':memory:', got ${describe(options.path)}`);
-    }
     const { callTimeoutMs, ...storeOptions } = options;
     this.#timeoutMs = optionalInt('callTimeoutMs', callTimeoutMs, DEFAULT_CALL_TIMEOUT_MS, 1);
-    this.path = options.path;
     this.#options = storeOptions;
     this.#thread = new StoreThread(storeOptions, this.#timeoutMs);
   }
@@ -112,9 +106,7 @@ export class SqliteThreadStore implements MetadataStore {
     return this.#call('listStreamSetObjects', req);
   }
   async listSsoRanges(objectIds: readonly number[]): Promise<Map<number, StreamRange[]>> {
-    const p = await this.#call<PackedRangesById>('listSsoRanges', objectIds);
-    const lists = unpackRanges(p.counts, p.ranges);
-    return new Map(p.objectIds.map((id, i) => [id, lists[i]!]));
+    return rangesById(await this.#call<PackedRangesById>('listSsoRanges', objectIds));
   }
   async getStreamsOfNode(nodeId: number): Promise<StreamMetadata[]> {
     return this.#call('getStreamsOfNode', nodeId);
