@@ -1,7 +1,7 @@
 /**
  * The MetadataStore contract, one suite for every store (issue #12): SQLite (a file, two
- * connections to it for the concurrency cases), the same on a thread of its own, and PostgreSQL (a fresh database on the run's
- * server, two pools). Clocks are real: due times are compared with bounds, never set by hand.
+ * connections to it for the concurrency cases), the same on a thread of its own, and
+ * PostgreSQL (a fresh database on the run's server, two pools). Clocks are real: due times are compared with bounds, never set by hand.
  */
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,72 +24,46 @@ afterAll(async () => {
   for (const d of databases) await d.drop();
 });
 
+/** A kind whose connections `connect` opens to a fresh place (a file, a database) that `drop` removes. */
+function kind(name: string, available: boolean, place: () => Promise<{ connect(): Promise<MetadataStore>; drop(): void }>): Kind {
+  return {
+    name,
+    available,
+    async fresh() {
+      const { connect, drop } = await place();
+      const opened: MetadataStore[] = [];
+      const open = async () => {
+        const s = await connect();
+        opened.push(s);
+        return s;
+      };
+      return {
+        store: await open(),
+        another: open,
+        async done() {
+          for (const s of opened) await s.close();
+          drop();
+        },
+      };
+    },
+  };
+}
+
+/** A SQLite file in a fresh folder. */
+const sqliteFile = (connect: (path: string) => Promise<MetadataStore>) => async () => {
+  const { dir, cleanup } = tempDir();
+  const path = join(dir, 'meta.db');
+  return { connect: () => connect(path), drop: cleanup };
+};
+
 const kinds: Kind[] = [
-  {
-    name: 'SQLite',
-    available: true,
-    async fresh() {
-      const { dir, cleanup } = tempDir();
-      const path = join(dir, 'meta.db');
-      const opened: SqliteMetadataStore[] = [];
-      const open = async () => {
-        const s = new SqliteMetadataStore({ path, graceMs: GRACE });
-        opened.push(s);
-        return s;
-      };
-      return {
-        store: await open(),
-        another: open,
-        async done() {
-          for (const s of opened) await s.close();
-          cleanup();
-        },
-      };
-    },
-  },
-  {
-    name: 'SQLite on its own thread',
-    available: true,
-    async fresh() {
-      const { dir, cleanup } = tempDir();
-      const path = join(dir, 'meta.db');
-      const opened: SqliteThreadStore[] = [];
-      const open = async () => {
-        const s = await SqliteThreadStore.open({ path, graceMs: GRACE });
-        opened.push(s);
-        return s;
-      };
-      return {
-        store: await open(),
-        another: open,
-        async done() {
-          for (const s of opened) await s.close();
-          cleanup();
-        },
-      };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    available: pgAvailable,
-    async fresh() {
-      const db = await createTestDatabase('contract');
-      databases.push(db);
-      const opened: PostgresMetadataStore[] = [];
-      const open = async () => {
-        const s = await PostgresMetadataStore.open({ connectionString: db.url, graceMs: GRACE });
-        opened.push(s);
-        return s;
-      };
-      return {
-        store: await open(),
-        another: open,
-        async done() {
-          for (const s of opened) await s.close();
-        },
-      };
-    },
-  },
+  kind('SQLite', true, sqliteFile(async (path) => new SqliteMetadataStore({ path, graceMs: GRACE }))),
+  kind('SQLite on its own thread', true, sqliteFile((path) => SqliteThreadStore.open({ path, graceMs: GRACE }))),
+  kind('PostgreSQL', pgAvailable, async () => {
+    const db = await createTestDatabase('contract');
+    databases.push(db);
+    return { connect: () => PostgresMetadataStore.open({ connectionString: db.url, graceMs: GRACE }), drop: () => {} };
+  }),
 ];
 
 if (!pgAvailable) console.warn(`[contract.test] PostgreSQL cases SKIPPED: ${pgSkipReason}`);
