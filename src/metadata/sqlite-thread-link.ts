@@ -81,7 +81,10 @@ export class StoreThread {
     return reply.promise;
   }
 
-  /** Closes the database in the thread and waits for the thread to end (terminating it past the deadline). */
+  /**
+   * Closes the database in the thread (a call like any other, under the same watchdog) and waits
+   * for the thread to end; a thread held in SQLite's busy wait ends when that wait does.
+   */
   async close(): Promise<void> {
     try {
       if (this.usable) await this.call('close', []);
