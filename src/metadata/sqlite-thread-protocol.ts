@@ -1,7 +1,6 @@
 /** The messages between `SqliteThreadStore` and its thread. */
 import type { SerializedError } from '../errors.js';
 import type { MetadataStore } from './types.js';
-export type { PackedRangesById } from './packed-ranges.js';
 
 export type StoreMethod = Exclude<keyof MetadataStore, 'close'>;
 

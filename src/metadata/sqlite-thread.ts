@@ -15,8 +15,8 @@ import { abortReason, onAbort } from '../util/async.js';
 import { checkSqlitePath, optionalInt } from './common.js';
 import type { SqliteMetadataStoreOptions } from './sqlite-store.js';
 import { StoreThread } from './sqlite-thread-link.js';
-import type { PackedRangesById, StoreMethod } from './sqlite-thread-protocol.js';
-import { rangesById } from './packed-ranges.js';
+import type { StoreMethod } from './sqlite-thread-protocol.js';
+import { rangesById, type PackedRangesById } from './packed-ranges.js';
 import type {
   CommitStreamSetObjectRequest,
   LiveObjects,
