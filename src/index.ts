@@ -17,7 +17,7 @@ export {
 } from './format/index.js';
 
 export { S3Storage, createS3Client, type S3StorageOptions } from './storage/index.js';
-export type { ObjectStorage, RangeSink, S3StorageConfig, ObjectInfo, MultipartUploadInfo, CompletedPart, RequestOptions } from './storage/types.js';
+export type { ObjectStorage, RangeSink, S3StorageConfig, ObjectInfo, MultipartUploadInfo, CompletedPart, CreatedUpload, RequestOptions } from './storage/types.js';
 
 export { SqliteMetadataStore, type SqliteMetadataStoreOptions, SqliteThreadStore, type SqliteThreadStoreOptions, PostgresMetadataStore, type PostgresMetadataStoreOptions } from './metadata/index.js';
 export type * from './metadata/types.js';

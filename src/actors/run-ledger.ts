@@ -13,6 +13,11 @@ export class RunLedger {
   readonly open = new Map<string, { key: string; uploadId: string }>();
   /** The SSO's multipart upload: its parts (number → ETag) and its durable prefix. */
   sso: { uploadId: string; parts: Map<number, string>; durableBytes: number } | undefined;
+  /**
+   * A CreateMultipartUpload took more than one request: an earlier one may have created an
+   * upload whose id never came back, which only a listing of the uploads finds.
+   */
+  createRetried = false;
   bytesRead = 0;
   /** Sizes of the completed outputs (the report's bytesWritten). */
   bytesWritten = 0;
@@ -27,6 +32,7 @@ export class RunLedger {
         return (m.bytesRead ?? 0) > 0;
       case 'upload.started':
         this.open.set(destKey(m.dest), { key: m.key, uploadId: m.uploadId });
+        if (m.attempts !== 1) this.createRetried = true;
         if (m.dest.kind === 'sso') this.sso = { uploadId: m.uploadId, parts: new Map(), durableBytes: 0 };
         return false;
       case 'part.done':

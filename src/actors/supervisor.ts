@@ -266,7 +266,9 @@ export class Supervisor {
           throw new CompactorError('ERR_INTERNAL', `output ${o.key} was not completed although every iteration finished`);
         }
       }
-      await abortStrays(this.deps, outputs.map((o) => o.key), runId);
+      // A stray needs a CreateMultipartUpload whose answer was lost: an attempt that failed or
+      // was cancelled, or a request the SDK sent again. Without either, the listing is skipped.
+      if (restarts > 0 || ledger.createRetried) await abortStrays(this.deps, outputs.map((o) => o.key), runId);
       return { objectSizes: ledger.objectSizes, iterations: summary.iterations.length, restarts, bytesRead: ledger.bytesRead, bytesWritten: ledger.bytesWritten };
     } catch (err) {
       await abortUploads(this.deps, ledger, () => true, runId);

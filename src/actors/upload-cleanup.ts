@@ -26,9 +26,11 @@ export async function abortUploads(deps: CleanupDeps, ledger: RunLedger, which: 
 /**
  * Aborts every unfinished multipart upload of the run's output keys. A cancelled attempt can
  * leave one nobody knows the id of: its CreateMultipartUpload reached S3, but the answer came
- * after the cancel (or the actor died before it reported the id). Output keys belong to this
- * run alone (fresh object ids), so whatever is unfinished on them once the run ends is a stray.
- * Best effort: a store that cannot list uploads leaves them to GC and the bucket's lifecycle rule.
+ * after the cancel (or the actor died before it reported the id); so can a request the SDK sent
+ * again after a timeout or a reset. Output keys belong to this run alone (fresh object ids), so
+ * whatever is unfinished on them once the run ends is a stray. A run with neither skips this
+ * (the supervisor). Best effort: a store that cannot list uploads leaves them to GC and the
+ * bucket's lifecycle rule.
  */
 export async function abortStrays(deps: CleanupDeps, keys: readonly string[], runId: number): Promise<void> {
   const mine = new Set(keys);

@@ -10,7 +10,7 @@
  */
 import { CompactorError, toCompactorError } from '../errors.js';
 import { destKey, type Dest, type DurableUpload, type MergerToUploader, type OutputSpec } from '../messages/pipeline.js';
-import type { CompletedPart, ObjectStorage } from '../storage/types.js';
+import type { CompletedPart, CreatedUpload, ObjectStorage } from '../storage/types.js';
 import { free } from '../util/freeable.js';
 import type { BudgetView, Reporter } from './io.js';
 
@@ -86,12 +86,18 @@ export class Uploader {
   /** The output's multipart upload id, created once. */
   private upload(s: OutputState): Promise<string> {
     if (s.uploadId !== undefined) return Promise.resolve(s.uploadId);
-    s.creating ??= this.storage.createMultipartUpload(s.spec.key, { signal: this.signal }).then((id) => {
-      s.uploadId = id;
-      this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId: id });
-      return id;
+    s.creating ??= this.create(s.spec.key).then(({ uploadId, attempts }) => {
+      s.uploadId = uploadId;
+      this.reporter.report({ type: 'upload.started', dest: s.spec.dest, key: s.spec.key, uploadId, attempts });
+      return uploadId;
     });
     return s.creating;
+  }
+
+  private async create(key: string): Promise<CreatedUpload> {
+    const opts = { signal: this.signal };
+    if (this.storage.startMultipartUpload) return this.storage.startMultipartUpload(key, opts);
+    return { uploadId: await this.storage.createMultipartUpload(key, opts), attempts: Number.POSITIVE_INFINITY };
   }
 
   async handle(msg: MergerToUploader): Promise<void> {

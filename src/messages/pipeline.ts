@@ -131,7 +131,8 @@ export type MergerToUploader =
 
 export type ActorReport =
   | { type: 'progress'; iteration: number; bytesRead?: number; bytesWritten?: number }
-  | { type: 'upload.started'; dest: Dest; key: string; uploadId: string }
+  /** `attempts`: requests sent to create it (more than one may have left an upload nobody knows of). */
+  | { type: 'upload.started'; dest: Dest; key: string; uploadId: string; attempts: number }
   /** `bytes`: the part's size, durable from now on. */
   | { type: 'part.done'; dest: Dest; partNumber: number; etag: string; durableBytes: number; bytes: number }
   /** `putBytes`: bytes this last request made durable (the object for a PutObject, 0 for a completion). */

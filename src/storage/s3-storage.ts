@@ -6,6 +6,7 @@ import { instrumentClient, RequestSampleSender, type S3RequestListener } from '.
 import { abortReason, linkedController, raceAbort } from '../util/async.js';
 import type {
   CompletedPart,
+  CreatedUpload,
   MultipartUploadInfo,
   ObjectInfo,
   ObjectStorage,
@@ -252,6 +253,10 @@ export class S3Storage implements ObjectStorage {
   }
 
   async createMultipartUpload(key: string, opts: RequestOptions = {}): Promise<string> {
+    return (await createMultipartUpload(this.writeIo, key, opts)).uploadId;
+  }
+
+  async startMultipartUpload(key: string, opts: RequestOptions = {}): Promise<CreatedUpload> {
     return createMultipartUpload(this.writeIo, key, opts);
   }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { StorageError } from '../errors.js';
 import type { RangeIo } from './fetch-range.js';
 import { AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, PutObjectCommand, UploadPartCommand, type S3Client } from './s3-client.js';
-import type { CompletedPart, RequestOptions, WriteOptions } from './types.js';
+import type { CompletedPart, CreatedUpload, RequestOptions, WriteOptions } from './types.js';
 
 /**
  * S3Storage's writes: single PUTs and multipart uploads, each request retried by the SDK only.
@@ -31,15 +31,16 @@ export async function putObject(io: WriteIo, key: string, body: Uint8Array, opts
   }
 }
 
-export async function createMultipartUpload(io: WriteIo, key: string, opts: RequestOptions): Promise<string> {
+export async function createMultipartUpload(io: WriteIo, key: string, opts: RequestOptions): Promise<CreatedUpload> {
   return io.send(
     'CreateMultipartUpload',
     key,
     new CreateMultipartUploadCommand({ Bucket: io.bucket, Key: key }),
     opts.signal,
-    (out: { UploadId?: string }) => {
+    (out: { UploadId?: string; $metadata?: { attempts?: number } }) => {
       if (!out.UploadId) throw io.storageError('ERR_STORAGE_UNKNOWN', 'CreateMultipartUpload', key, 'the response has no UploadId');
-      return out.UploadId;
+      // The SDK's retry middleware counts them; a client without it says nothing: assume retried.
+      return { uploadId: out.UploadId, attempts: out.$metadata?.attempts ?? Number.POSITIVE_INFINITY };
     },
   );
 }

