@@ -41,7 +41,7 @@ export const TUNABLES: readonly TunableOption[] = [
   { key: 'retryBaseDelayMs', flag: '--retry-base-delay', kind: 'duration', planner: false, description: 'base backoff between iteration attempts' },
   { key: 'retryMaxDelayMs', flag: '--retry-max-delay', kind: 'duration', planner: false, description: 'cap of the backoff between iteration attempts' },
   { key: 'readsInFlight', flag: '--reads-in-flight', kind: 'int', planner: false, description: 'range GETs in flight per reader' },
-  { key: 'maxOpenReads', flag: '--max-open-reads', kind: 'count', planner: false, description: 'most GETs kept open across iterations, one per source, 256 KiB each of --memory-limit; the plan opens as many as save GETs (default and most: half of it, at most 256)' },
+  { key: 'maxOpenReads', flag: '--max-open-reads', kind: 'count', planner: false, description: 'most GETs kept open across iterations, one per source, 256 KiB each of --memory-limit; the plan opens as many as save GETs (default and most: three quarters of it, at most 256)' },
   { key: 'partsInFlight', flag: '--parts-in-flight', kind: 'int', planner: false, description: 'part uploads in flight per uploader' },
   { key: 'maxGetSize', flag: '--max-get-size', kind: 'size', planner: false, description: 'largest coalesced range GET' },
   { key: 'indexReadConcurrency', flag: '--index-read-concurrency', kind: 'int', planner: false, description: 'index reads in flight while planning' },

@@ -3,7 +3,7 @@ import { MAX_OPEN_READS } from '../storage/s3-client.js';
 import { CURSOR_MEMORY } from '../storage/range-cursor.js';
 import { OptionsError } from '../errors.js';
 import type { MetadataStore } from '../metadata/types.js';
-import { resolvePlannerOptions } from '../plan/options.js';
+import { OPEN_READS_SHARE, resolvePlannerOptions } from '../plan/options.js';
 import { checkPartSizeForStorage } from '../storage/part-size.js';
 import type { PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage } from '../storage/types.js';
@@ -44,8 +44,8 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    * is counted in the memory budget as 256 KiB (what Node buffers of it and the request:
    * measured 5-85 KiB of RSS each in a run, 255-288 KiB alone in a fresh process), which the
    * plan leaves free. The most a run may open: the plan opens as many as make the fewest GETs,
-   * perhaps none. Default: half of `memoryLimit`'s worth (128 under 64 MiB), at most 256, which
-   * is also the most allowed; 0: none.
+   * perhaps none. Default: three quarters of `memoryLimit`'s worth (192 under 64 MiB), at most
+   * 256, which is also the most allowed; 0: none.
    */
   maxOpenReads?: number;
   /** Index reads in flight while planning. Default 16. */
@@ -175,8 +175,8 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     if (v !== undefined) out[k] = checkPositiveInt(k, v);
   }
   // Open reads are counted in the budget (CURSOR_MEMORY each), and the plan leaves them free: at
-  // most half of the limit. By default the most: the plan opens only as many as save GETs.
-  const mostOpenReads = Math.min(MAX_OPEN_READS, Math.floor(planner.memoryLimit / 2 / CURSOR_MEMORY));
+  // most OPEN_READS_SHARE of the limit. By default the most: the plan opens only as many as save GETs.
+  const mostOpenReads = Math.min(MAX_OPEN_READS, Math.floor((planner.memoryLimit * OPEN_READS_SHARE) / CURSOR_MEMORY));
   if (opts.maxOpenReads === undefined) {
     out.maxOpenReads = mostOpenReads;
   } else {
@@ -187,7 +187,7 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
       throw new OptionsError(
         'maxOpenReads',
         `${opts.maxOpenReads} open reads would take ${humanBytes(opts.maxOpenReads * CURSOR_MEMORY)} of memoryLimit (${humanBytes(CURSOR_MEMORY)} each), ` +
-          `more than half of ${humanBytes(planner.memoryLimit)}: at most ${mostOpenReads} under this limit (or raise memoryLimit)`,
+          `more than three quarters of ${humanBytes(planner.memoryLimit)}: at most ${mostOpenReads} under this limit (or raise memoryLimit)`,
       );
     }
     out.maxOpenReads = opts.maxOpenReads;

@@ -77,7 +77,7 @@
 import { PlanError } from '../errors.js';
 import { evaluate } from './evaluate.js';
 import { materialize } from './materialize.js';
-import { resolvePlannerOptions } from './options.js';
+import { OPEN_READS_SHARE, resolvePlannerOptions } from './options.js';
 import { prepare } from './prepare.js';
 import { exclusion, Overlap, ST_CANDIDATE, type Evaluation, type Prepared } from './prepared.js';
 import type { CompactionPlan, PlanExclusion, PlanInput } from './types.js';
@@ -161,11 +161,10 @@ export function planCompaction(input: PlanInput): CompactionPlan {
 function checkOpenReads(spec: PlanInput['openReads'], memoryLimit: number): Prepared['openReads'] {
   if (spec === undefined) return null;
   const ok = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
-  // Half at most: the rest is what iterations are cut to, and a tiny rest would mean an iteration a block.
-  if (typeof spec !== 'object' || spec === null || !ok(spec.max) || !ok(spec.bytesEach) || spec.max * spec.bytesEach > memoryLimit / 2) {
+  if (typeof spec !== 'object' || spec === null || !ok(spec.max) || !ok(spec.bytesEach) || spec.max * spec.bytesEach > memoryLimit * OPEN_READS_SHARE) {
     throw new PlanError(
       'ERR_PLAN_INVALID',
-      `openReads must be { max, bytesEach }, integers from 0 whose product is at most half of memoryLimit (${memoryLimit}), got ${JSON.stringify(spec)}`,
+      `openReads must be { max, bytesEach }, integers from 0 whose product is at most ${OPEN_READS_SHARE} of memoryLimit (${memoryLimit}), got ${JSON.stringify(spec)}`,
     );
   }
   return spec.max === 0 || spec.bytesEach === 0 ? null : { max: spec.max, bytesEach: spec.bytesEach };

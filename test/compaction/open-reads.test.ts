@@ -70,18 +70,18 @@ describe('open reads (one GET per source across iterations)', () => {
     await hit.verify();
   });
 
-  it('maxOpenReads is checked at the boundary, and by default may spend up to half of the memory limit on open reads, the most allowed', async () => {
+  it('maxOpenReads is checked at the boundary, and by default may spend up to three quarters of the memory limit on open reads, the most allowed', async () => {
     const n = await sampleNode('open-reads-options');
     for (const bad of [-1, 1.5, 257, '4']) {
       expect(() => n.compactor({ ...options, maxOpenReads: bad as number })).toThrow(/maxOpenReads/);
     }
     const resolved = (extra: Record<string, unknown>) => resolveCompactorOptions({ storage: n.storage, metadata: n.metadata, nodeId: n.nodeId, ...extra });
-    expect(resolved({ memoryLimit: 64 * MiB }).maxOpenReads).toBe(Math.floor((64 * MiB) / 2 / CURSOR_MEMORY));
+    expect(resolved({ memoryLimit: 64 * MiB }).maxOpenReads).toBe(192);
     expect(resolved({ memoryLimit: 1024 * MiB }).maxOpenReads).toBe(256);
     expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: 0 }).maxOpenReads).toBe(0);
-    const most = Math.floor((32 * MiB) / CURSOR_MEMORY);
+    const most = Math.floor((48 * MiB) / CURSOR_MEMORY);
     expect(resolved({ memoryLimit: 64 * MiB, maxOpenReads: most }).maxOpenReads).toBe(most);
-    expect(() => resolved({ memoryLimit: 64 * MiB, maxOpenReads: most + 1 })).toThrow(new RegExp(`maxOpenReads.*more than half of 64.0 MiB: at most ${most}`));
+    expect(() => resolved({ memoryLimit: 64 * MiB, maxOpenReads: most + 1 })).toThrow(new RegExp(`maxOpenReads.*more than three quarters of 64.0 MiB: at most ${most}`));
     expect(resolved({ memoryLimit: 1024 * MiB, maxOpenReads: 256 }).maxOpenReads).toBe(256);
   });
 

@@ -342,8 +342,14 @@ describe('rule 5: memory limit', () => {
     checkInvariants(tight);
     expect([tight.openReads, tight.reserved]).toEqual([2, 20]);
     expect(tight.iterations.map((it) => it.blocks.length)).toEqual([1, 3]);
-    for (const bad of [{ max: 6, bytesEach: 10 }, { max: -1, bytesEach: 10 }, { max: 1.5, bytesEach: 1 }]) {
-      expect(planError(() => withReads(o, bad)).message).toMatch(/openReads .*half of memoryLimit/);
+    // Up to three quarters of the limit (OPEN_READS_SHARE), no more. At 17 bytes each, all four
+    // open take 68 of 100 and cut the run at 32, in four iterations: 4 data GETs, where three
+    // open (49 of it) would make 3 + 1 x 3 = 6.
+    const wide = withReads(o, { max: 4, bytesEach: 17 });
+    checkInvariants(wide);
+    expect([wide.openReads, wide.reserved, wide.iterations.length]).toEqual([4, 68, 4]);
+    for (const bad of [{ max: 8, bytesEach: 10 }, { max: -1, bytesEach: 10 }, { max: 1.5, bytesEach: 1 }]) {
+      expect(planError(() => withReads(o, bad)).message).toMatch(/openReads .*0\.75 of memoryLimit/);
     }
   });
 
