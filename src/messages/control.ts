@@ -68,15 +68,6 @@ export type ControlToActor<In extends Message = never> = RuntimeToActor | In;
 /** Everything an actor whose own outbound messages are `Out` may send its supervisor. */
 export type ControlFromActor<Out extends Message = never> = RuntimeFromActor | Out;
 
-export const RUNTIME_TO_ACTOR_TYPES: ReadonlySet<string> = new Set<RuntimeToActor['type']>(['cancel', 'stop']);
-export const RUNTIME_FROM_ACTOR_TYPES: ReadonlySet<string> = new Set<RuntimeFromActor['type']>([
-  'ready',
-  'heartbeat',
-  'cancel.ack',
-  'failed',
-  'stopped',
-]);
-
 // ---------------------------------------------------------------------------------------------
 // Iterations (generic shapes; the supervisor and actors of the pipeline pick their payloads)
 

@@ -15,11 +15,6 @@ export function allocTransferable(size: number): Buffer {
   return Buffer.allocUnsafeSlow(size);
 }
 
-/** True when `buf` is detached (transferred away). A zero-length buffer also reads as detached. */
-export function isDetached(buf: ArrayBufferLike): boolean {
-  return buf.byteLength === 0;
-}
-
 /**
  * Collects what must be transferred with `value`: every distinct ArrayBuffer reachable through
  * plain objects, arrays, Maps, Sets and typed-array / DataView views, and every MessagePort.

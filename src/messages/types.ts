@@ -28,14 +28,3 @@ export type MessageType<U extends Message> = U['type'];
 
 /** `U` itself; fails to compile when `U` is not a union of messages (a declaration-site check). */
 export type MessageUnion<U extends Message> = U;
-
-/** Exhaustiveness guard for `switch (msg.type)`: `default: return assertNever(msg)`. */
-export function assertNever(value: never, what = 'message'): never {
-  const type = (value as { type?: unknown } | null)?.type;
-  throw new TypeError(`unexpected ${what}${type !== undefined ? ` of type ${String(type)}` : ''}`);
-}
-
-/** True when `value` looks like a message (an object with a string `type`). */
-export function isMessage(value: unknown): value is Message {
-  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
-}
