@@ -13,11 +13,14 @@ export function viewOf(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+/** The high 32 bits of the largest safe integer, 2^53 - 1. */
+const MAX_SAFE_HIGH = 0x1fffff;
 
 /**
- * Reads a signed int64 that must be a non-negative safe integer. Read as BigInt first: going
- * through a double would silently round values past 2^53 instead of rejecting them.
+ * Reads a signed int64 that must be a non-negative safe integer. Its two halves are checked
+ * before they are joined: going through a double would silently round values past 2^53
+ * instead of rejecting them. Not through a BigInt: a run reads three for every record and every
+ * index entry, and a BigInt each was 4x slower and ~8 MiB of garbage for 256 MiB of SSOs.
  */
 export function readSafeInt64(
   view: DataView,
@@ -26,9 +29,9 @@ export function readSafeInt64(
   key: string | undefined,
   position: number,
 ): number {
-  const v = view.getBigInt64(at);
-  if (v < 0n || v > MAX_SAFE) fail('ERR_FORMAT_UNSAFE_INTEGER', `${field} ${v} is not a non-negative safe integer`, key, position);
-  return Number(v);
+  const high = view.getInt32(at);
+  if (high < 0 || high > MAX_SAFE_HIGH) fail('ERR_FORMAT_UNSAFE_INTEGER', `${field} ${view.getBigInt64(at)} is not a non-negative safe integer`, key, position);
+  return high * 0x1_0000_0000 + view.getUint32(at + 4);
 }
 
 /** Reads a signed int32 that must be non-negative (counts and lengths). */

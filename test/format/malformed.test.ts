@@ -1,6 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FormatError, type FormatErrorCode } from '../../src/errors.js';
 import { decodeDataBlocks, decodeFooter, decodeIndex, decodeObject, decodeRecords, encodeObject } from '../../src/format/index.js';
+import { readSafeInt64 } from '../../src/format/bytes.js';
 import { goldenVectors, readVector, rec, thrown } from './fixtures.js';
 
 // object-0.bin layout: blocks at 0 (45 B), 45 (45 B), 90 (65 B), 155 (65 B); index at 220
@@ -230,5 +232,28 @@ describe('lower-level decoders', () => {
 
   it('vectors stay intact (mutations work on copies)', () => {
     for (const v of goldenVectors) expect(() => decodeObject(readVector(v.file), v.file)).not.toThrow();
+  });
+});
+
+describe('int64 fields are read exactly, and only as non-negative safe integers', () => {
+  // readSafeInt64 joins two 32-bit halves (no BigInt a read): every value must come out as the
+  // BigInt reading would give it, and everything a double would round must be refused.
+  const read = (v: bigint) => {
+    const view = new DataView(new ArrayBuffer(8));
+    view.setBigInt64(0, v);
+    return readSafeInt64(view, 0, 'field', KEY, 0);
+  };
+  it('every half and boundary reads as its value', () => {
+    const max = BigInt(Number.MAX_SAFE_INTEGER);
+    for (const v of [0n, 1n, 2n ** 31n - 1n, 2n ** 31n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 32n + 1n, 2n ** 52n + 12345n, max - 1n, max]) {
+      expect(read(v)).toBe(Number(v));
+    }
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max }), (v) => read(v) === Number(v)));
+  });
+  it('past 2^53 or negative is ERR_FORMAT_UNSAFE_INTEGER, with the value in the message', () => {
+    for (const v of [2n ** 53n, 2n ** 53n + 1n, 2n ** 63n - 1n, -1n, -(2n ** 32n), -(2n ** 63n)]) {
+      const e = expectFormatError(() => read(v), 'ERR_FORMAT_UNSAFE_INTEGER', 0);
+      expect(e.message).toContain(`field ${v} is not a non-negative safe integer`);
+    }
   });
 });
