@@ -335,13 +335,25 @@ describe('rule 5: memory limit', () => {
     // Under 130 the run is one iteration without open reads: 4 GETs however many are open. None.
     const one = withReads({ ...o, memoryLimit: 130 });
     expect([one.openReads, one.reserved, one.iterations.length]).toEqual([0, 0, 1]);
-    // A block that leaves less than the reservation beside it is still planned, in an iteration of its own.
-    // Two sources, 150 bytes: both open (2 GETs) cut at 80, and the 90-byte block goes alone.
+    // A block that leaves less than the reservation beside it is still planned, in an iteration
+    // of its own, and a count is worth what stays open. Two sources, 150 bytes: both open would
+    // cut at 80, but the 90-byte block goes alone and leaves 10 beside it, room for one: 1 + 1 x 2
+    // data GETs, as one open read cut at 90 (the same two iterations) makes. The fewer.
     const big = [obj(1, [[1, 0, 10, 90], [2, 0, 10, 10]]), obj(2, [[1, 10, 20, 10], [2, 10, 20, 40]])];
     const tight = planCompaction({ ...input(big, streams(1, 2), o), openReads });
     checkInvariants(tight);
-    expect([tight.openReads, tight.reserved]).toEqual([2, 20]);
+    expect([tight.openReads, tight.reserved]).toEqual([1, 10]);
     expect(tight.iterations.map((it) => it.blocks.length)).toEqual([1, 3]);
+    // Regression: a count was judged by the memory the cut left, not by what stays open. With
+    // parts of 50, four open at 17 each cut at 32 beside tails of up to 40: 7 iterations, with
+    // room beside them for 2 (2 + 2 x 7 = 16 data GETs, where the plan counted 4). Judged by what
+    // stays open: one, cut at 83, 2 iterations, 1 + 3 x 2 = 7.
+    const parts = { ...o, partSize: 50, minPartSize: 1 };
+    const tails = withReads(parts, { max: 4, bytesEach: 17 });
+    checkInvariants(tails);
+    expect([tails.openReads, tails.reserved, tails.iterations.length]).toEqual([1, 17, 2]);
+    const free = Math.min(...tails.iterations.map((it) => parts.memoryLimit - it.tailBefore - it.bytes));
+    expect(Math.floor(free / 17)).toBeGreaterThanOrEqual(tails.openReads);
     // Up to three quarters of the limit (OPEN_READS_SHARE), no more. At 17 bytes each, all four
     // open take 68 of 100 and cut the run at 32, in four iterations: 4 data GETs, where three
     // open (49 of it) would make 3 + 1 x 3 = 6.
