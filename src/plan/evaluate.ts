@@ -204,10 +204,13 @@ function cutIterations(prep: Prepared, { seq, runOf, runKind }: Order, limit: nu
  * `k` is what the cut leaves free, not always what can stay open: an iteration whose blocks and
  * tail leave less (a block beside a tail near a whole part, when the rest of the limit is below
  * a part) leaves room for fewer, and the pipeline opens no more than that all run long
- * (pipeline-actors.ts `openReadsFor`). So a count is judged, and reported, by what stays open.
+ * (pipeline-actors.ts `openReadsFor`). So a count is cut again for what stays open, until every
+ * iteration leaves room for what its cut reserves, and judged and reported by that.
  * Judged by `k` alone, 256 MiB of 144 SSOs under 48 MiB with 16 MiB parts picked all 144: a cut
  * at 12 MiB beside tails of up to 16 made 14 915 iterations, ran at a third of the speed.
  */
+const MAX_RECUTS = 8;
+
 function chooseOpenReads(prep: Prepared, order: Order): { openReads: number; reserved: number } {
   const spec = prep.openReads;
   if (!spec || order.seq.length === 0) return { openReads: 0, reserved: 0 };
@@ -226,11 +229,19 @@ function chooseOpenReads(prep: Prepared, order: Order): { openReads: number; res
     const k = Math.floor((most * q) / 4);
     if (k === prev) continue;
     prev = k;
-    const cut = cutIterations(prep, order, prep.opts.memoryLimit - k * spec.bytesEach);
-    if (k > 0 && cut.soCount > prep.opts.maxStreamObjectsPerCommit) continue;
-    const open = Math.min(k, Math.floor(cut.minFree / spec.bytesEach));
+    // Fewer stay open than the cut left room for: cut again for those (the cut grows, and may
+    // leave room for fewer still) until every iteration leaves room for what the cut reserves.
+    // It settles in a cut or two; a cut a round (a pass over the blocks) is bounded all the same.
+    let open = k;
+    let cut = cutIterations(prep, order, prep.opts.memoryLimit - open * spec.bytesEach);
+    for (let round = 0; round < MAX_RECUTS && Math.floor(cut.minFree / spec.bytesEach) < open; round++) {
+      open = Math.floor(cut.minFree / spec.bytesEach);
+      cut = cutIterations(prep, order, prep.opts.memoryLimit - open * spec.bytesEach);
+    }
+    open = Math.min(open, Math.floor(cut.minFree / spec.bytesEach));
+    if (open > 0 && cut.soCount > prep.opts.maxStreamObjectsPerCommit) continue;
     const gets = open + (sources - open) * cut.iterations;
-    if (gets < best.gets) best = { openReads: open, reserved: k * spec.bytesEach, gets };
+    if (gets < best.gets) best = { openReads: open, reserved: open * spec.bytesEach, gets };
   }
   return { openReads: best.openReads, reserved: best.reserved };
 }
