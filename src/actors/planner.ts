@@ -6,7 +6,7 @@
  * and ends: the pipeline runs on the same warm thread after it.
  */
 import { toCompactorError } from '../errors.js';
-import { readObjectIndex } from '../format/index.js';
+import { indexReadGuessFor, readObjectIndex } from '../format/index.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { MessagePort } from 'node:worker_threads';
 import { unpackCandidates, type PackedCandidates } from '../messages/candidates.js';
@@ -39,6 +39,7 @@ export interface PlannerInit {
 /**
  * SSOs of a WAL hold short ranges of many streams: their indexes (36 B an entry) often pass the
  * format's 8 KiB tail guess, and a second GET per object costs more than 56 KiB more in the first.
+ * More when metadata lists more streams in the object (`indexReadGuessFor`).
  */
 const INDEX_MIN_GUESS = 64 * 1024;
 
@@ -69,7 +70,7 @@ export async function readIndexes(
           whole[i] = bytes;
           read = async (s, e) => bytes.subarray(s, e);
         }
-        const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: INDEX_MIN_GUESS });
+        const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS) });
         objects[i] = { meta, key, index };
       } catch (err) {
         const e = toCompactorError(err);

@@ -4,7 +4,7 @@
  * The fetch function keeps this module free of storage code (and testable with a counter).
  */
 import type { IndexEntry } from './types.js';
-import { FOOTER_SIZE, INDEX_GUESS_BASE, INDEX_GUESS_PER_MIB } from './constants.js';
+import { FOOTER_SIZE, INDEX_ENTRY_SIZE, INDEX_GUESS_BASE, INDEX_GUESS_PER_MIB } from './constants.js';
 import { fail } from './bytes.js';
 import { decodeFooter, decodeIndex } from './decode.js';
 
@@ -16,6 +16,18 @@ const MiB = 1024 * 1024;
 /** Bytes the first read takes from the end: 8 KiB + 36 B per MiB of object, at most the object. */
 export function indexReadGuess(objectSize: number): number {
   return Math.min(objectSize, INDEX_GUESS_BASE + INDEX_GUESS_PER_MIB * Math.ceil(objectSize / MiB));
+}
+
+/**
+ * What the first read should take from the end of an SSO whose metadata lists `streamRanges`
+ * stream ranges: the footer and an index entry for each range, plus one for every 256 KiB of the
+ * object (a stream's data past a block, or an entry's 1 MiB, takes more than one entry), and at
+ * least `minGuess`. An SSO of a busy node holds thousands of streams: 2 000 make a 70 KiB index,
+ * which a fixed guess of 64 KiB missed, costing every such source a second GET.
+ */
+export function indexReadGuessFor(objectSize: number, streamRanges: number, minGuess = 0): number {
+  const entries = streamRanges + Math.ceil(objectSize / (256 * 1024));
+  return Math.min(objectSize, Math.max(minGuess, indexReadGuess(objectSize), FOOTER_SIZE + INDEX_ENTRY_SIZE * entries));
 }
 
 async function fetchExact(fetchRange: FetchRange, start: number, end: number, key: string): Promise<Uint8Array> {

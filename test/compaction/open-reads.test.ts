@@ -9,12 +9,12 @@ import { filter, firstValueFrom } from 'rxjs';
 import { resolveCompactorOptions } from '../../src/compactor/options.js';
 import { CURSOR_MEMORY } from '../../src/storage/range-cursor.js';
 import { fault } from '../support/fault-proxy.js';
-import { MiB, storageVia, type TestNode } from '../support/node.js';
+import { createTestNode, MiB, storageVia, type TestNode } from '../support/node.js';
 import { committedShape, SAMPLE_OPTIONS, useSampleNodes } from '../support/sample-node.js';
 
 const KiB = 1024;
 const SOURCES = 3;
-const { proxy, sampleNode } = useSampleNodes();
+const { proxy, sampleNode, track } = useSampleNodes();
 const options = SAMPLE_OPTIONS;
 /**
  * Every source open. Open reads are counted in the budget and the plan leaves them free: with
@@ -107,5 +107,21 @@ describe('open reads (one GET per source across iterations)', () => {
     for (const held of inUse) expect(held).toBeGreaterThanOrEqual(SOURCES * CURSOR_MEMORY);
     expect(compactor.budget.inUse).toBe(0);
     await n.verify();
+  });
+});
+
+describe('index reads of SSOs that hold many streams', () => {
+  // Regression: the planner read a fixed 64 KiB tail for an index. An SSO of a busy node holds
+  // thousands of streams: 2 500 make a 90 KiB index, and every such source cost a second GET.
+  // The tail read now follows the stream ranges metadata lists for the object.
+  it('one GET a source reads its index, however many streams it holds', async () => {
+    const streams = Array.from({ length: 2500 }, (_, i) => i + 1);
+    const n = track(await createTestNode('wide-index', { streams }));
+    for (let k = 0; k < 3; k++) await n.writeStreams(Object.fromEntries(streams.map((s) => [s, { n: 1, size: 16 }])));
+    const compactor = n.compactor({ ...options, readWholeWhenFits: false }, storageVia(n, { endpoint: proxy().url }));
+    proxy().requests.length = 0;
+    const { plan } = await compactor.plan();
+    expect(plan.totals.blocks).toBe(3 * 2500);
+    expect(proxy().count('GetObject')).toBe(3);
   });
 });

@@ -5,6 +5,7 @@ import {
   decodeObject,
   encodeObject,
   indexReadGuess,
+  indexReadGuessFor,
   readObjectIndex,
   type IndexEntry,
 } from '../../src/format/index.js';
@@ -51,6 +52,25 @@ function manyEntries(n: number, blockSize: number): IndexEntry[] {
     size: blockSize,
   }));
 }
+
+describe('indexReadGuessFor (the tail an SSO of known stream ranges needs)', () => {
+  it('covers the footer and an entry a range plus one per 256 KiB, at least the minimum, at most the object', () => {
+    expect(indexReadGuessFor(8 * MiB, 2500, 64 * 1024)).toBe(48 + 36 * (2500 + 32));
+    expect(indexReadGuessFor(8 * MiB, 400, 64 * 1024)).toBe(64 * 1024);
+    expect(indexReadGuessFor(8 * MiB, 0)).toBe(indexReadGuess(8 * MiB));
+    expect(indexReadGuessFor(50_000, 2500, 64 * 1024)).toBe(50_000);
+  });
+  it('reads the index of an object of 2 500 single-block streams in one request', async () => {
+    const entries = manyEntries(2500, 100);
+    const { size, fetchRange, calls } = virtualObject(2500 * 100, entries);
+    expect(await readObjectIndex(fetchRange, size, 'wide', { minGuess: indexReadGuessFor(size, 2500, 64 * 1024) })).toEqual(entries);
+    expect(calls).toHaveLength(1);
+    // The fixed 64 KiB the planner read before needed a second, exact read.
+    const fixed = virtualObject(2500 * 100, entries);
+    await readObjectIndex(fixed.fetchRange, fixed.size, 'wide', { minGuess: 64 * 1024 });
+    expect(fixed.calls).toHaveLength(2);
+  });
+});
 
 describe('indexReadGuess', () => {
   it('is 8 KiB + 36 B per MiB, capped at the object size', () => {
