@@ -1,5 +1,5 @@
 import { MetadataError } from '../errors.js';
-import { decodeDataBlocks, readObjectIndex } from '../format/index.js';
+import { decodeDataBlocks, indexReadGuessFor, readObjectIndex } from '../format/index.js';
 import type { StreamRecord } from '../format/types.js';
 import type { MetadataStore } from '../metadata/types.js';
 import type { ObjectStorage } from '../storage/types.js';
@@ -27,6 +27,8 @@ interface Source {
   objectSize: number;
   startOffset: number;
   endOffset: number;
+  /** Stream ranges metadata lists for the object: what its index read should cover. */
+  streams: number;
 }
 
 /**
@@ -47,11 +49,11 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
 
   const sources: Source[] = [];
   for (const so of await metadata.listStreamObjects({ streamId })) {
-    sources.push({ objectId: so.objectId, objectSize: so.objectSize, startOffset: so.startOffset, endOffset: so.endOffset });
+    sources.push({ objectId: so.objectId, objectSize: so.objectSize, startOffset: so.startOffset, endOffset: so.endOffset, streams: 1 });
   }
   for (const sso of await metadata.listStreamSetObjects({ streamId })) {
     for (const r of sso.ranges) {
-      if (r.streamId === streamId) sources.push({ objectId: sso.objectId, objectSize: sso.objectSize, startOffset: r.startOffset, endOffset: r.endOffset });
+      if (r.streamId === streamId) sources.push({ objectId: sso.objectId, objectSize: sso.objectSize, startOffset: r.startOffset, endOffset: r.endOffset, streams: sso.ranges.length });
     }
   }
   sources.sort((a, b) => a.startOffset - b.startOffset || a.endOffset - b.endOffset);
@@ -69,7 +71,9 @@ export async function* readStream(opts: ReadStreamOptions): AsyncGenerator<Strea
     const cacheKey = `${key}#${src.objectSize}`;
     let index = indexes.get(cacheKey);
     if (!index) {
-      index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal }), src.objectSize, key);
+      // Sized by the object's streams: an SSO of 400 streams has a 14 KiB index, past the
+      // format's default guess (8 KiB for a small object), which cost it a second GET.
+      index = await readObjectIndex((s, e) => storage.getRange(key, s, e, { signal }), src.objectSize, key, { minGuess: indexReadGuessFor(src.objectSize, src.streams) });
       indexes.set(cacheKey, index);
     }
     // Only this source's range (another object may hold the offsets between two ranges of one

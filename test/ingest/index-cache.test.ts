@@ -47,6 +47,31 @@ describe('index cache of the read path', () => {
     }
   });
 
+  it('an SSO of 400 streams: its index in one GET (the default 8 KiB guess took two)', async () => {
+    const direct = await makeBucket('index-guess');
+    const metadata = new SqliteMetadataStore({ path: ':memory:' });
+    try {
+      const records = [];
+      for (let s = 0; s < 400; s++) {
+        await metadata.createStream({ streamId: s, epoch: 0, startOffset: 0 });
+        records.push(...makeRecords(s, 0, 1, 1, 10));
+      }
+      await uploadStreamSetObject({ storage: direct, metadata, nodeId: 1, records });
+      const viaProxy = makeStorage(direct.bucket, { endpoint: proxy.url });
+      try {
+        proxy.requests.length = 0;
+        expect(await collect(readStream({ storage: viaProxy, metadata, streamId: 7 }))).toHaveLength(1);
+        // One tail read with footer and index (400 x 36 B), one GET of the stream's block.
+        expect(proxy.count('GetObject')).toBe(2);
+      } finally {
+        viaProxy.close();
+      }
+    } finally {
+      await metadata.close();
+      direct.close();
+    }
+  });
+
   it('is bounded by the entries it holds, least recently used out first', () => {
     const entries = (n: number) => Array.from({ length: n }, () => ({}) as IndexEntry);
     const cache = new IndexCache(10);
