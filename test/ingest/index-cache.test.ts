@@ -10,6 +10,7 @@ import { uploadStreamSetObject } from '../../src/ingest/upload-sso.js';
 import { SqliteMetadataStore } from '../../src/metadata/index.js';
 import type { IndexEntry } from '../../src/format/types.js';
 import { makeBucket, makeStorage, s3Endpoint } from '../support/env.js';
+import type { S3Storage } from '../../src/storage/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { collect, makeRecords } from '../support/records.js';
 
@@ -21,55 +22,48 @@ afterAll(async () => {
   await proxy.close();
 });
 
+/**
+ * One SSO of `streams` streams (`recordsEach` records of `size` bytes a stream) written directly,
+ * then `read` with a storage behind the proxy, its request log cleared.
+ */
+async function withSsoBehindProxy(prefix: string, streams: number, recordsEach: number, size: number, read: (storage: S3Storage, metadata: SqliteMetadataStore) => Promise<void>): Promise<void> {
+  const direct = await makeBucket(prefix);
+  const metadata = new SqliteMetadataStore({ path: ':memory:' });
+  try {
+    const records = [];
+    for (let s = 0; s < streams; s++) {
+      await metadata.createStream({ streamId: s, epoch: 0, startOffset: 0 });
+      records.push(...makeRecords(s, 0, 1, recordsEach, size));
+    }
+    await uploadStreamSetObject({ storage: direct, metadata, nodeId: 1, records });
+    const viaProxy = makeStorage(direct.bucket, { endpoint: proxy.url });
+    try {
+      proxy.requests.length = 0;
+      await read(viaProxy, metadata);
+    } finally {
+      viaProxy.close();
+    }
+  } finally {
+    await metadata.close();
+    direct.close();
+  }
+}
+
 describe('index cache of the read path', () => {
   it('reading 20 streams of one SSO reads its index once', async () => {
-    const direct = await makeBucket('index-cache');
-    const metadata = new SqliteMetadataStore({ path: ':memory:' });
-    try {
-      const records = [];
-      for (let s = 0; s < 20; s++) {
-        await metadata.createStream({ streamId: s, epoch: 0, startOffset: 0 });
-        records.push(...makeRecords(s, 0, 1, 3, 200));
-      }
-      await uploadStreamSetObject({ storage: direct, metadata, nodeId: 1, records });
-      const viaProxy = makeStorage(direct.bucket, { endpoint: proxy.url });
-      try {
-        proxy.requests.length = 0;
-        for (let s = 0; s < 20; s++) expect(await collect(readStream({ storage: viaProxy, metadata, streamId: s }))).toHaveLength(3);
-        // One tail read for the index, then one ranged GET of each stream's blocks.
-        expect(proxy.count('GetObject')).toBe(1 + 20);
-      } finally {
-        viaProxy.close();
-      }
-    } finally {
-      await metadata.close();
-      direct.close();
-    }
+    await withSsoBehindProxy('index-cache', 20, 3, 200, async (storage, metadata) => {
+      for (let s = 0; s < 20; s++) expect(await collect(readStream({ storage, metadata, streamId: s }))).toHaveLength(3);
+      // One tail read for the index, then one ranged GET of each stream's blocks.
+      expect(proxy.count('GetObject')).toBe(1 + 20);
+    });
   });
 
   it('an SSO of 400 streams: its index in one GET (the default 8 KiB guess took two)', async () => {
-    const direct = await makeBucket('index-guess');
-    const metadata = new SqliteMetadataStore({ path: ':memory:' });
-    try {
-      const records = [];
-      for (let s = 0; s < 400; s++) {
-        await metadata.createStream({ streamId: s, epoch: 0, startOffset: 0 });
-        records.push(...makeRecords(s, 0, 1, 1, 10));
-      }
-      await uploadStreamSetObject({ storage: direct, metadata, nodeId: 1, records });
-      const viaProxy = makeStorage(direct.bucket, { endpoint: proxy.url });
-      try {
-        proxy.requests.length = 0;
-        expect(await collect(readStream({ storage: viaProxy, metadata, streamId: 7 }))).toHaveLength(1);
-        // One tail read with footer and index (400 x 36 B), one GET of the stream's block.
-        expect(proxy.count('GetObject')).toBe(2);
-      } finally {
-        viaProxy.close();
-      }
-    } finally {
-      await metadata.close();
-      direct.close();
-    }
+    await withSsoBehindProxy('index-guess', 400, 1, 10, async (storage, metadata) => {
+      expect(await collect(readStream({ storage, metadata, streamId: 7 }))).toHaveLength(1);
+      // One tail read with footer and index (400 x 36 B), one GET of the stream's block.
+      expect(proxy.count('GetObject')).toBe(2);
+    });
   });
 
   it('is bounded by the entries it holds, least recently used out first', () => {
