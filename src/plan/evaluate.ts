@@ -232,13 +232,15 @@ function chooseOpenReads(prep: Prepared, order: Order): { openReads: number; res
     // Fewer stay open than the cut left room for: cut again for those (the cut grows, and may
     // leave room for fewer still) until every iteration leaves room for what the cut reserves.
     // It settles in a cut or two; a cut a round (a pass over the blocks) is bounded all the same.
+    const cutFor = (n: number) => cutIterations(prep, order, prep.opts.memoryLimit - n * spec.bytesEach);
+    const room = (c: { minFree: number }) => Math.floor(c.minFree / spec.bytesEach);
     let open = k;
-    let cut = cutIterations(prep, order, prep.opts.memoryLimit - open * spec.bytesEach);
-    for (let round = 0; round < MAX_RECUTS && Math.floor(cut.minFree / spec.bytesEach) < open; round++) {
-      open = Math.floor(cut.minFree / spec.bytesEach);
-      cut = cutIterations(prep, order, prep.opts.memoryLimit - open * spec.bytesEach);
+    let cut = cutFor(open);
+    for (let round = 0; round < MAX_RECUTS && room(cut) < open; round++) {
+      open = room(cut);
+      cut = cutFor(open);
     }
-    open = Math.min(open, Math.floor(cut.minFree / spec.bytesEach));
+    open = Math.min(open, room(cut));
     if (open > 0 && cut.soCount > prep.opts.maxStreamObjectsPerCommit) continue;
     const gets = open + (sources - open) * cut.iterations;
     if (gets < best.gets) best = { openReads: open, reserved: open * spec.bytesEach, gets };
