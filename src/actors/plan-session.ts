@@ -12,8 +12,11 @@ import { checkDroppedStillDead } from '../plan/coverage.js';
 import type { PlanSummary, PlanTable } from '../plan/table.js';
 import type { PlanInput } from '../plan/types.js';
 import { CURSOR_MEMORY } from '../storage/range-cursor.js';
-import type { S3StorageConfig } from '../storage/types.js';
+import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
+import type { BandwidthHandle } from '../storage/bandwidth.js';
+import { startBootReads } from './boot-reads.js';
 import type { PlannerInit } from './planner.js';
+import type { ActorHandle } from './runtime/actor-handle.js';
 import type { ActorPool } from './runtime/actor-pool.js';
 import type { MemoryBudget } from './runtime/memory-budget.js';
 
@@ -57,7 +60,7 @@ export function readMode(options: ResolvedCompactorOptions, candidates: readonly
 export async function planOnWorker(
   pool: ActorPool,
   workerStorage: () => Promise<S3StorageConfig>,
-  deps: { options: ResolvedCompactorOptions; budget: MemoryBudget },
+  deps: { options: ResolvedCompactorOptions; budget: MemoryBudget; storage: ObjectStorage; bandwidth?: BandwidthHandle | undefined },
   req: PlanRequest,
 ): Promise<PlannerSession> {
   const { options, budget } = deps;
@@ -78,29 +81,37 @@ export async function planOnWorker(
     wholePort?.close();
     wholePort = undefined;
   };
-  const storage = await workerStorage();
-  const candidates = packCandidates(req.candidates);
-  const transferList = [candidates.ranges.buffer as ArrayBuffer, ...(wholeChannel ? [wholeChannel.port1] : [])];
-  const handle = pool.spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
-    PLANNER_MODULE,
-    'plannerActor',
-    {
-      storage,
-      candidates,
-      streams: req.streams,
-      nowMs: req.nowMs,
-      options,
-      indexReadConcurrency: options.indexReadConcurrency,
-      ...(openReads ? { openReads } : {}),
-      ...(wholeChannel ? { wholePort: wholeChannel.port1 } : {}),
-    },
-    // Planning is one long synchronous step: heartbeats pause while it runs.
-    { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs, transferList },
-  );
+  // A cold pool's thread is still booting: the host reads until the planner starts (boot-reads.ts).
+  const boot =
+    pool.threadsPreloaded === 0
+      ? startBootReads(deps.storage, req.candidates, { whole: wholeBytes > 0, concurrency: options.indexReadConcurrency, signal: req.signal, bandwidth: deps.bandwidth })
+      : undefined;
+  let handle: ActorHandle<SupervisorToPlanner, PlannerReport> | undefined;
   const stop = async () => {
-    await handle.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
+    await handle?.stop({ deadlineMs: options.cancelTimeoutMs }).catch(() => {});
+    await boot?.stop();
   };
   try {
+    const storage = await workerStorage();
+    const candidates = packCandidates(req.candidates);
+    const transferList = [candidates.ranges.buffer as ArrayBuffer, ...(wholeChannel ? [wholeChannel.port1] : []), ...(boot ? [boot.init.port] : [])];
+    handle = pool.spawn<PlannerInit, SupervisorToPlanner, PlannerReport>(
+      PLANNER_MODULE,
+      'plannerActor',
+      {
+        storage,
+        candidates,
+        streams: req.streams,
+        nowMs: req.nowMs,
+        options,
+        indexReadConcurrency: options.indexReadConcurrency,
+        ...(openReads ? { openReads } : {}),
+        ...(wholeChannel ? { wholePort: wholeChannel.port1 } : {}),
+        ...(boot ? { boot: boot.init } : {}),
+      },
+      // Planning is one long synchronous step: heartbeats pause while it runs.
+      { name: 'planner', budget: null, heartbeatTimeoutMs: options.iterationTimeoutMs, transferList },
+    );
     const planned = await handle.waitFor('planned', { deadlineMs: options.iterationTimeoutMs, signal: req.signal });
     await stop();
     // What the plan does not read (skipped, untouched objects) is not sent: its budget comes back now.

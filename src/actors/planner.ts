@@ -15,6 +15,7 @@ import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '.
 import type { PlanInput, PlanInputObject, PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
+import { BootReadsReceiver, INDEX_MIN_GUESS, type BootReadsInit } from './boot-reads.js';
 import { allocFreeable } from '../util/freeable.js';
 import type { Actor } from './runtime/actor-context.js';
 import { threadStorage } from './thread-storage.js';
@@ -34,18 +35,15 @@ export interface PlannerInit {
   wholePort?: MessagePort;
   /** `PlanInput.openReads`: the pipeline's open reads. */
   openReads?: PlanInput['openReads'];
+  /** What the host reads while this thread boots (boot-reads.ts). */
+  boot?: BootReadsInit;
 }
-
-/**
- * SSOs of a WAL hold short ranges of many streams: their indexes (36 B an entry) often pass the
- * format's 8 KiB tail guess, and a second GET per object costs more than 56 KiB more in the first.
- * More when metadata lists more streams in the object (`indexReadGuessFor`).
- */
-const INDEX_MIN_GUESS = 64 * 1024;
 
 /**
  * Reads every candidate's index in parallel; an unreadable one becomes `{ error }` for the planner.
  * With `whole`, each object is read whole in one GET and its bytes are kept there (by position).
+ * With `boot`, candidates are taken from the counter shared with the host's reads
+ * (boot-reads.ts), and the ones the host took are finished from the bytes it read.
  */
 export async function readIndexes(
   storage: ObjectStorage,
@@ -53,43 +51,76 @@ export async function readIndexes(
   concurrency: number,
   signal?: AbortSignal,
   whole?: (Uint8Array | undefined)[],
+  boot?: BootReadsReceiver,
 ): Promise<PlanInputObject[]> {
   const objects: PlanInputObject[] = new Array(candidates.length);
-  await forEachConcurrent(
-    candidates,
-    concurrency,
-    async (meta, i, lane) => {
-      const key = storage.keyOf(meta.objectId);
-      try {
-        let read = (s: number, e: number) => storage.getRange(key, s, e, { signal: lane });
-        if (whole) {
-          // Freeable: whoever copies the bytes out gives their memory back at once; a dropped
-          // buffer waits for a GC, and the copies into parts come faster than that.
-          const bytes = allocFreeable(meta.objectSize);
+  const readOne = async (i: number, lane: AbortSignal, from?: { start: number; bytes: Uint8Array }) => {
+    const meta = candidates[i]!;
+    const key = storage.keyOf(meta.objectId);
+    try {
+      let read = (s: number, e: number) =>
+        from && s >= from.start ? Promise.resolve(from.bytes.subarray(s - from.start, e - from.start)) : storage.getRange(key, s, e, { signal: lane });
+      if (whole) {
+        // Freeable: whoever copies the bytes out gives their memory back at once; a dropped
+        // buffer waits for a GC, and the copies into parts come faster than that.
+        let bytes = from?.start === 0 ? from.bytes : undefined;
+        if (!bytes) {
+          bytes = allocFreeable(meta.objectSize);
           await storage.getRangeInto(key, 0, meta.objectSize, bytes, { signal: lane });
-          whole[i] = bytes;
-          read = async (s, e) => bytes.subarray(s, e);
         }
-        const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS) });
-        objects[i] = { meta, key, index };
-      } catch (err) {
-        const e = toCompactorError(err);
-        // A cancelled run is not an unreadable object.
-        if (e.code === 'ERR_ABORTED') throw e;
-        objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}`, code: e.code } };
+        const all = bytes;
+        whole[i] = all;
+        read = async (s, e) => all.subarray(s, e);
+      }
+      const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS) });
+      objects[i] = { meta, key, index };
+    } catch (err) {
+      const e = toCompactorError(err);
+      // A cancelled run is not an unreadable object.
+      if (e.code === 'ERR_ABORTED') throw e;
+      objects[i] = { meta, key, index: { error: `${e.code}: ${e.message}`, code: e.code } };
+    }
+  };
+  let next = 0;
+  const claim = boot ? () => boot.claim() : () => next++;
+  const mine = new Uint8Array(candidates.length);
+  await forEachConcurrent(
+    Array.from({ length: Math.max(1, Math.min(concurrency, candidates.length)) }),
+    concurrency,
+    async (_lane, _n, lane) => {
+      for (let i = claim(); i < candidates.length && !lane.aborted; i = claim()) {
+        mine[i] = 1;
+        await readOne(i, lane);
       }
     },
     signal,
   );
+  if (boot) {
+    // The host's: their bytes are here or on their way (a failed one, or one lost with a closed
+    // port, is read again here).
+    const hosts = candidates.flatMap((_c, i) => (mine[i] ? [] : [i]));
+    await forEachConcurrent(
+      hosts,
+      concurrency,
+      async (i, _n, lane) => {
+        const r = await boot.result(i, lane);
+        await readOne(i, lane, r?.type === 'read' ? r : undefined);
+      },
+      signal,
+    );
+  }
   return objects;
 }
 
 export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport> = async (ctx) => {
   const { init } = ctx;
+  // First: from here on the host takes no more candidates (its thread has a run to serve).
+  const boot = init.boot ? new BootReadsReceiver(init.boot) : undefined;
   const storage = await threadStorage(init.storage);
   try {
     const bytes: (Uint8Array | undefined)[] | undefined = init.wholePort ? [] : undefined;
-    const objects = await readIndexes(storage, unpackCandidates(init.candidates), init.indexReadConcurrency, ctx.signal, bytes);
+    const objects = await readIndexes(storage, unpackCandidates(init.candidates), init.indexReadConcurrency, ctx.signal, bytes, boot);
+    boot?.close();
     const plan = planCompaction({ objects, streams: init.streams, nowMs: init.nowMs, options: init.options, ...(init.openReads ? { openReads: init.openReads } : {}) });
     const dropped = checkCoverage(plan, { objects, streams: init.streams });
     const table = encodePlanTable(plan);
@@ -108,6 +139,7 @@ export const plannerActor: Actor<PlannerInit, SupervisorToPlanner, PlannerReport
     // (that the dropped blocks are still dead) is the small `dropped` summary, on the host.
     ctx.send({ type: 'planned', summary: summarizePlan(plan), table, dropped, ...(wholeBytes === undefined ? {} : { wholeBytes }) });
   } finally {
+    boot?.close();
     // The storage stays with the thread (thread-storage.ts); the index reads are reported now.
     storage.flushRequestSamples();
   }

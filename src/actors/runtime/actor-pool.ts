@@ -68,6 +68,8 @@ export class ActorPool {
   readonly #opts: Required<Pick<ActorPoolOptions, 'heartbeatMs' | 'heartbeatTimeoutMs' | 'startTimeoutMs'>> & { budget: MemoryBudget | undefined };
   readonly #live = new Map<number, Worker>();
   readonly #handles = new Set<ActorHandle<Message, Message>>();
+  /** Threads that have loaded their preloads (actor-worker.ts counts itself in). */
+  readonly #preloaded = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   #seq = 0;
   #closing: Promise<void> | undefined;
 
@@ -86,7 +88,7 @@ export class ActorPool {
       maxThreads: options.threads,
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
-      workerData: { actorWorker: ACTOR_WORKER_MODULE, preload: (options.preload ?? []).map((u) => u.href) },
+      workerData: { actorWorker: ACTOR_WORKER_MODULE, preload: (options.preload ?? []).map((u) => u.href), preloaded: this.#preloaded.buffer },
       idleTimeout: 24 * 3600 * 1000,
       // The SDK warns once per thread that Node 20 support ends: keep that out of the host's
       // stderr for the threads we start, without touching the host's own environment.
@@ -105,6 +107,14 @@ export class ActorPool {
   get liveThreads(): number {
     this.#trackThreads();
     return this.#live.size;
+  }
+
+  /**
+   * Threads that have loaded their preloads, ever (a replaced thread counts again): 0 while the
+   * pool's first threads still boot, when an actor spawned now waits for its thread.
+   */
+  get threadsPreloaded(): number {
+    return Atomics.load(this.#preloaded, 0);
   }
 
   /** Thread ids of the live worker threads. */

@@ -15,7 +15,12 @@ import { exposeOnPort } from './rpc.js';
 
 // The pool's preloads start at once; an actor's own import of the same module then finds it
 // loaded or loading. A failure here is the actor's to report when it imports the module itself.
-for (const href of (workerData as { preload?: string[] } | undefined)?.preload ?? []) void import(href).catch(() => {});
+// Once all are in, the thread counts itself in (`ActorPool.threadsPreloaded`).
+{
+  const data = workerData as { preload?: string[]; preloaded?: SharedArrayBuffer } | undefined;
+  const loads = (data?.preload ?? []).map((href) => import(href).catch(() => {}));
+  if (data?.preloaded) void Promise.all(loads).then(() => Atomics.add(new Int32Array(data.preloaded!), 0, 1));
+}
 
 /** What `ActorPool.spawn` posts as the piscina task. */
 export interface ActorTask {
