@@ -3,8 +3,9 @@
  *
  * A cold worker thread spends ~250 ms before the planner runs (Node's own bootstrap, then the
  * SDK), and a first run right after `new Compactor()` used to send its first index read only
- * then. The host's storage is loaded already, so the host reads from the first candidates until
- * the planner starts, and hands the bytes over (moved, not copied); the planner reads the rest.
+ * then. The host's storage is loaded already, so the host reads the first candidates' index
+ * tails until the planner starts, and hands the bytes over (moved, not copied); the planner
+ * reads the rest.
  * Both take candidates from one counter in shared memory, so each candidate is read once, by
  * whichever side took it. A warm pool skips all this: the planner starts at once.
  *
@@ -30,9 +31,9 @@ const PLANNER_STARTED = 1;
  */
 export const INDEX_MIN_GUESS = 64 * 1024;
 
-/** Where the first read of a candidate starts: its index's tail, or its first byte when read whole. */
-export function firstReadStart(meta: StreamSetObjectMetadata, whole: boolean): number {
-  return whole ? 0 : meta.objectSize - indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS);
+/** Where the first read of a candidate's index starts (what `readObjectIndex` reads first). */
+export function indexTailStart(meta: StreamSetObjectMetadata): number {
+  return meta.objectSize - indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS);
 }
 
 /** What the planner's init carries: the shared counter and its end of the host's port. */
@@ -55,7 +56,7 @@ export interface BootReads {
 export function startBootReads(
   storage: ObjectStorage,
   candidates: readonly StreamSetObjectMetadata[],
-  opts: { whole: boolean; concurrency: number; signal: AbortSignal; bandwidth?: BandwidthHandle | undefined },
+  opts: { concurrency: number; signal: AbortSignal; bandwidth?: BandwidthHandle | undefined },
 ): BootReads {
   // The host's storage is the embedder's, outside the compactor's bandwidth limit: these reads
   // take their bytes from it here, as the threads' reads do in their storage.
@@ -75,7 +76,7 @@ export function startBootReads(
       const i = Atomics.add(flags, NEXT, 1);
       if (i >= candidates.length) return;
       const meta = candidates[i]!;
-      const start = firstReadStart(meta, opts.whole);
+      const start = indexTailStart(meta);
       // Its own ArrayBuffer (not a pooled slice), so that posting moves it instead of copying.
       const bytes = allocFreeable(meta.objectSize - start);
       let read: BootRead;

@@ -42,8 +42,8 @@ export interface PlannerInit {
 /**
  * Reads every candidate's index in parallel; an unreadable one becomes `{ error }` for the planner.
  * With `whole`, each object is read whole in one GET and its bytes are kept there (by position).
- * With `boot`, candidates are taken from the counter shared with the host's reads
- * (boot-reads.ts), and the ones the host took are finished from the bytes it read.
+ * With `boot`, candidates are taken from the counter shared with the host's reads of index
+ * tails (boot-reads.ts), and the ones the host took are finished from the bytes it read.
  */
 export async function readIndexes(
   storage: ObjectStorage,
@@ -63,14 +63,10 @@ export async function readIndexes(
       if (whole) {
         // Freeable: whoever copies the bytes out gives their memory back at once; a dropped
         // buffer waits for a GC, and the copies into parts come faster than that.
-        let bytes = from?.start === 0 ? from.bytes : undefined;
-        if (!bytes) {
-          bytes = allocFreeable(meta.objectSize);
-          await storage.getRangeInto(key, 0, meta.objectSize, bytes, { signal: lane });
-        }
-        const all = bytes;
-        whole[i] = all;
-        read = async (s, e) => all.subarray(s, e);
+        const bytes = allocFreeable(meta.objectSize);
+        await storage.getRangeInto(key, 0, meta.objectSize, bytes, { signal: lane });
+        whole[i] = bytes;
+        read = async (s, e) => bytes.subarray(s, e);
       }
       const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS) });
       objects[i] = { meta, key, index };

@@ -83,6 +83,15 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
    */
   readWholeWhenFits?: boolean;
   /**
+   * A run that starts while the worker threads still boot (a first `compactOnce` right after
+   * `new Compactor()`: ~250 ms of Node's bootstrap and the SDK) has the host's thread read index
+   * tails with the compactor's storage until the planner starts (actors/boot-reads.ts): the plan
+   * comes sooner, but the host's event loop carries those requests (measured: p99 delay +1-2 ms,
+   * single delays up to ~40 ms, the SDK's first requests on the thread). Default false, for a
+   * host whose event loop serves other work; the CLI turns it on.
+   */
+  hostReadsWhileBooting?: boolean;
+  /**
    * Bytes per second for all of a run's S3 reads and writes together (index reads, GETs, parts),
    * shared by every worker thread: compaction then never takes more of the node's network than
    * this. Default: no limit.
@@ -111,6 +120,7 @@ export interface ResolvedCompactorOptions extends PlannerOptions {
   leaseTtlMs: number;
   adoptExpiredNodes: boolean;
   readWholeWhenFits: boolean;
+  hostReadsWhileBooting: boolean;
   bandwidthLimit: number | undefined;
   niceIncrement: number;
 }
@@ -157,8 +167,8 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
   if (opts.adoptExpiredNodes !== undefined && typeof opts.adoptExpiredNodes !== 'boolean') {
     throw new OptionsError('adoptExpiredNodes', `must be true or false, got ${JSON.stringify(opts.adoptExpiredNodes)}`);
   }
-  if (opts.readWholeWhenFits !== undefined && typeof opts.readWholeWhenFits !== 'boolean') {
-    throw new OptionsError('readWholeWhenFits', `must be true or false, got ${JSON.stringify(opts.readWholeWhenFits)}`);
+  for (const k of ['readWholeWhenFits', 'hostReadsWhileBooting'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'boolean') throw new OptionsError(k, `must be true or false, got ${JSON.stringify(opts[k])}`);
   }
   const out: ResolvedCompactorOptions = {
     ...planner,
@@ -166,6 +176,7 @@ export function resolveCompactorOptions(opts: CompactorOptions): ResolvedCompact
     nodeId: checkNonNegativeInt('nodeId', opts.nodeId),
     adoptExpiredNodes: opts.adoptExpiredNodes === true,
     readWholeWhenFits: opts.readWholeWhenFits !== false,
+    hostReadsWhileBooting: opts.hostReadsWhileBooting === true,
     bandwidthLimit: undefined,
     maxOpenReads: 0,
     niceIncrement: DEFAULT_NICE_INCREMENT,

@@ -23,6 +23,8 @@ export async function openCompactor(ctx: CliContext, flags: Record<string, unkno
   const compactor = new Compactor({
     ...tunables,
     ...(flags.adoptExpiredNodes === true ? { adoptExpiredNodes: true } : {}),
+    // The CLI's thread has nothing else to serve: it reads while the workers boot.
+    hostReadsWhileBooting: true,
     storage,
     metadata,
     nodeId: ctx.globals.nodeId,
