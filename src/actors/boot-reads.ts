@@ -13,7 +13,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import { indexReadGuessFor } from '../format/index.js';
+import { INDEX_MIN_GUESS, indexReadGuessFor } from '../format/index.js';
 import type { StreamSetObjectMetadata } from '../metadata/types.js';
 import { BandwidthLimiter, type BandwidthHandle } from '../storage/bandwidth.js';
 import type { ObjectStorage } from '../storage/types.js';
@@ -23,13 +23,6 @@ import { allocFreeable, free } from '../util/freeable.js';
 /** Slots of the shared counter: the next candidate to take, and whether the planner has started. */
 const NEXT = 0;
 const PLANNER_STARTED = 1;
-
-/**
- * SSOs of a WAL hold short ranges of many streams: their indexes (36 B an entry) often pass the
- * format's 8 KiB tail guess, and a second GET per object costs more than 56 KiB more in the first.
- * More when metadata lists more streams in the object (`indexReadGuessFor`).
- */
-export const INDEX_MIN_GUESS = 64 * 1024;
 
 /** Where the first read of a candidate's index starts (what `readObjectIndex` reads first). */
 export function indexTailStart(meta: StreamSetObjectMetadata): number {

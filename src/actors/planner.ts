@@ -6,7 +6,7 @@
  * and ends: the pipeline runs on the same warm thread after it.
  */
 import { toCompactorError } from '../errors.js';
-import { indexReadGuessFor, readObjectIndex } from '../format/index.js';
+import { INDEX_MIN_GUESS, indexReadGuessFor, readObjectIndex } from '../format/index.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { MessagePort } from 'node:worker_threads';
 import { unpackCandidates, type PackedCandidates } from '../messages/candidates.js';
@@ -15,7 +15,7 @@ import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '.
 import type { PlanInput, PlanInputObject, PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
-import { BootReadsReceiver, INDEX_MIN_GUESS, type BootReadsInit } from './boot-reads.js';
+import { BootReadsReceiver, type BootReadsInit } from './boot-reads.js';
 import { allocFreeable } from '../util/freeable.js';
 import type { Actor } from './runtime/actor-context.js';
 import { threadStorage } from './thread-storage.js';

@@ -19,6 +19,13 @@ export function indexReadGuess(objectSize: number): number {
 }
 
 /**
+ * Least first read of an SSO's index. SSOs of a WAL hold short ranges of many streams: their
+ * indexes (36 B an entry) often pass the format's 8 KiB guess, and a second GET per object costs
+ * more than 56 KiB more in the first.
+ */
+export const INDEX_MIN_GUESS = 64 * 1024;
+
+/**
  * What the first read should take from the end of an SSO whose metadata lists `streamRanges`
  * stream ranges: the footer and an index entry for each range, plus one for every 256 KiB of the
  * object (a stream's data past a block, or an entry's 1 MiB, takes more than one entry), and at

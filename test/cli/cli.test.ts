@@ -126,6 +126,17 @@ describe('a session: ingest-sample, plan, compact, verify, inspect, gc', () => {
     expect(r.stdout).toContain('index entries:');
     expect(r.stdout).toContain('stream ranges:');
     expect(r.stdout).toContain('metadata: live stream set object of node 3');
+    // Footer and index from one read of the object's tail (it took two GETs, the footer's and
+    // the index read's own tail, and a third for an index past 8 KiB).
+    const proxy = await startFaultProxy(s3Endpoint());
+    try {
+      const via = await runCli(['--endpoint', proxy.url, ...global.slice(2), 'inspect', key]);
+      expect(via.code, via.stderr).toBe(0);
+      expect(via.stdout).toBe(r.stdout);
+      expect(proxy.count('GetObject')).toBe(1);
+    } finally {
+      await proxy.close();
+    }
 
     const so = await runCli([...global, '--json', 'inspect', String(streamObject), '--records']);
     expect(so.code, so.stderr).toBe(0);

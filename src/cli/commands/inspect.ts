@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { FOOTER_SIZE } from '../../format/constants.js';
 import { decodeFooter, decodeIndex, decodeObject } from '../../format/decode.js';
 import { objectKey, parseObjectKey } from '../../format/keys.js';
-import { readObjectIndex } from '../../format/read-index.js';
+import { INDEX_MIN_GUESS, indexReadGuessFor, readObjectIndex } from '../../format/read-index.js';
 import type { IndexEntry } from '../../format/types.js';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT_OK } from '../errors.js';
@@ -78,9 +78,13 @@ export async function inspectCommand(ctx: CliContext, target: string, flags: { r
       entries = decoded.entries;
       records = decoded.records.map(recordView);
     } else {
-      const tail = await storage.getRange(key, Math.max(0, size - FOOTER_SIZE), size);
+      // One read of the tail serves the footer and, unless the index is larger, the index too
+      // (it took a footer read, then the index read's own tail).
+      const tailStart = size - indexReadGuessFor(size, 0, INDEX_MIN_GUESS);
+      const tail = await storage.getRange(key, tailStart, size);
       footer = decodeFooter(tail, size, key);
-      entries = await readObjectIndex((s, e) => storage.getRange(key, s, e), size, key);
+      const fromTail = (s: number, e: number) => (s >= tailStart ? Promise.resolve(tail.subarray(s - tailStart, e - tailStart)) : storage.getRange(key, s, e));
+      entries = await readObjectIndex(fromTail, size, key, { minGuess: size - tailStart });
     }
     metadataView = await lookupMetadata(ctx, key);
   }
