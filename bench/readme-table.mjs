@@ -13,6 +13,7 @@ const ver = readResult('verify');
 const meta = readResult('metadata');
 const bw = readResult('bandwidth');
 const cur = readResult('cursor-memory');
+const boot = readResult('boot-reads');
 
 const yes = (c) => (c ? 'met' : '**not met**');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
@@ -155,6 +156,20 @@ if (cur) {
   push('|---|---|---|');
   push(`| alone: ${p.cursors} opened in a fresh process | ${list(cur.results.alone)} KiB (ArrayBuffers ${list(cur.results.alone.map((r) => ({ rssKiB: r.arrayBuffersKiB })))} KiB) | |`);
   push(`| in a run: ${p.run}, all open against none, same data budget | ${list(cur.results.inRun)} KiB | ${yes(cur.targets.inRun.pass)} (≤ ${cur.counted.cursorMemoryKiB} KiB) |`);
+  push();
+}
+
+if (boot) {
+  const p = boot.parameters;
+  push(`### Reads on the host while the threads boot (\`hostReadsWhileBooting\`; a first run right after \`new Compactor()\`, ${p.mib} MiB of SSOs under ${p.memoryLimitMiB} MiB; ${boot.serverKind}, ${boot.date.slice(0, 10)})`);
+  push();
+  push('| case | plan at: off, on | MiB/s: off, on | host event loop p99: off, on | host max delay: off, on |');
+  push('|---|---:|---:|---:|---:|');
+  for (const [profile, r] of Object.entries(boot.results)) {
+    push(`| ${profile} | ${r.off.plannedMs}, ${r.on.plannedMs} ms | ${f1(r.off.mibPerS)}, ${f1(r.on.mibPerS)} | ${r.off.eventLoopP99Ms}, ${r.on.eventLoopP99Ms} ms | ${f1(r.off.eventLoopMaxMs)}, ${f1(r.on.eventLoopMaxMs)} ms |`);
+  }
+  push();
+  push(`Medians of ${p.reps} alternated pairs, each run on a fresh ingest of the same data. Off by default (the host's event loop carries the reads); the CLI turns it on.`);
   push();
 }
 

@@ -1,10 +1,11 @@
 // `npm run bench` (builds first, then): runs every scenario, each in its own process, then
 // regenerates bench/results/summary.md and chart.svg.
 //
-//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth,cursor-memory] [--server moto|fauxqs] [--reps N]
+//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth,cursor-memory,boot-reads] [--server moto|fauxqs] [--reps N]
 //
 // Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e), bandwidth (f),
-// cursor-memory (what an open read costs, counted in the budget as CURSOR_MEMORY).
+// cursor-memory (what an open read costs, counted in the budget as CURSOR_MEMORY), boot-reads (g:
+// hostReadsWhileBooting off against on).
 // Results: bench/results/<name>.json. Never part of `npm test`.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -21,6 +22,7 @@ const scenarios = [
   ['metadata', []],
   ['bandwidth', []],
   ['cursor-memory', []],
+  ['boot-reads', []],
 ];
 
 function run(name, nodeArgs) {

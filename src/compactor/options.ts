@@ -85,10 +85,11 @@ export interface CompactorOptions extends Partial<PlannerOptions> {
   /**
    * A run that starts while the worker threads still boot (a first `compactOnce` right after
    * `new Compactor()`: ~250 ms of Node's bootstrap and the SDK) has the host's thread read index
-   * tails with the compactor's storage until the planner starts (actors/boot-reads.ts): the plan
-   * comes sooner, but the host's event loop carries those requests (measured: p99 delay +1-2 ms,
-   * single delays up to ~40 ms, a host client warmed up by earlier requests alike). Default
-   * false, for a host whose event loop serves other work; the CLI turns it on.
+   * tails with the compactor's storage until the planner starts (actors/boot-reads.ts): with
+   * network latency the plan comes sooner (bench/boot-reads.mjs), and the host's event loop
+   * carries those requests (measured: p99 delay +0.5-2 ms, single delays of 25-45 ms, a host
+   * client warmed up by earlier requests alike). Default false, for a host whose event loop
+   * serves other work; the CLI turns it on.
    */
   hostReadsWhileBooting?: boolean;
   /**
