@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, check, log, machine, MiB, round, writeResult } from './lib.mjs';
+import { args, check, log, machine, MiB, round, runInfo, writeResult } from './lib.mjs';
 import { Compactor, S3Storage, SqliteMetadataStore } from '../dist/index.js';
 import { createBucket, demoCredentials, demoRegion, startS3 } from '../dist/demo/s3-server.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
@@ -57,12 +57,7 @@ for (const [name, r] of Object.entries(results)) {
 }
 writeResult('bandwidth', {
   name: 'bandwidth',
-  machine: machineBefore,
-  machineAfter: machine(),
-  node: process.version,
-  serverKind: server.kind,
-  date: started.toISOString(),
-  quick,
+  ...runInfo({ machineBefore, serverKind: server.kind, started, quick }),
   parameters: params,
   results,
   targets,

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, log, machine, MiB, percentile, round, runJsonChild, writeResult } from './lib.mjs';
+import { args, benchDir, log, machine, MiB, percentile, round, runInfo, runJsonChild, writeResult } from './lib.mjs';
 import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
 import { createBucket, demoCredentials, demoRegion, startS3 } from '../dist/demo/s3-server.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
@@ -69,12 +69,7 @@ try {
 
 writeResult('boot-reads', {
   name: 'boot-reads',
-  machine: machineBefore,
-  machineAfter: machine(),
-  node: process.version,
-  serverKind: server.kind,
-  date: started.toISOString(),
-  quick,
+  ...runInfo({ machineBefore, serverKind: server.kind, started, quick }),
   parameters: params,
   results,
 });

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, check, log, machine, MiB, percentile, round, writeResult } from './lib.mjs';
+import { args, check, log, machine, MiB, percentile, round, runInfo, writeResult } from './lib.mjs';
 import { Compactor, S3Storage, SqliteMetadataStore } from '../dist/index.js';
 import { startS3, createBucket, demoCredentials, demoRegion } from '../dist/demo/s3-server.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
@@ -152,12 +152,7 @@ const targets = {
 };
 writeResult('failure', {
   name: 'failure',
-  machine: machineBefore,
-  machineAfter: machine(),
-  node: process.version,
-  serverKind: server.kind,
-  date: started.toISOString(),
-  quick,
+  ...runInfo({ machineBefore, serverKind: server.kind, started, quick }),
   parameters: { ...params, partSizeMiB: params.partSize / MiB, memoryLimitMiB: params.memoryLimit / MiB, via: 'test/support/fault-proxy.ts in the bench process' },
   results: { fatal403: fatal, stalledSocket: stall },
   targets,

@@ -46,6 +46,11 @@ export function percentile(values, p) {
 
 export const round = (x, d = 1) => (Number.isFinite(x) ? Number(x.toFixed(d)) : x);
 
+/** What every result file starts with: the machine before and after the run, Node, the server, when, quick or not. */
+export function runInfo({ machineBefore, serverKind, started, quick }) {
+  return { machine: machineBefore, machineAfter: machine(), node: process.version, serverKind, date: started.toISOString(), quick };
+}
+
 export function writeResult(name, data) {
   fs.mkdirSync(resultsDir, { recursive: true });
   const file = path.join(resultsDir, `${name}.json`);
