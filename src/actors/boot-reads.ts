@@ -24,9 +24,9 @@ import { allocFreeable, free } from '../util/freeable.js';
 const NEXT = 0;
 const PLANNER_STARTED = 1;
 
-/** Where the first read of a candidate's index starts (what `readObjectIndex` reads first). */
-export function indexTailStart(meta: StreamSetObjectMetadata): number {
-  return meta.objectSize - indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS);
+/** What the first read of a candidate's index takes from its end (`readObjectIndex`'s `minGuess`). */
+export function indexGuessOf(meta: StreamSetObjectMetadata): number {
+  return indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS);
 }
 
 /** What the planner's init carries: the shared counter and its end of the host's port. */
@@ -69,7 +69,7 @@ export function startBootReads(
       const i = Atomics.add(flags, NEXT, 1);
       if (i >= candidates.length) return;
       const meta = candidates[i]!;
-      const start = indexTailStart(meta);
+      const start = meta.objectSize - indexGuessOf(meta);
       // Its own ArrayBuffer (not a pooled slice), so that posting moves it instead of copying.
       const bytes = allocFreeable(meta.objectSize - start);
       let read: BootRead;

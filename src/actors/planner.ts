@@ -6,7 +6,7 @@
  * and ends: the pipeline runs on the same warm thread after it.
  */
 import { toCompactorError } from '../errors.js';
-import { INDEX_MIN_GUESS, indexReadGuessFor, readObjectIndex } from '../format/index.js';
+import { fetchFromTail, readObjectIndex } from '../format/index.js';
 import type { StreamMetadata, StreamSetObjectMetadata } from '../metadata/types.js';
 import type { MessagePort } from 'node:worker_threads';
 import { unpackCandidates, type PackedCandidates } from '../messages/candidates.js';
@@ -15,7 +15,7 @@ import { checkCoverage, encodePlanTable, planCompaction, summarizePlan } from '.
 import type { PlanInput, PlanInputObject, PlannerOptions } from '../plan/types.js';
 import type { ObjectStorage, S3StorageConfig } from '../storage/types.js';
 import { forEachConcurrent } from '../util/async.js';
-import { BootReadsReceiver, type BootReadsInit } from './boot-reads.js';
+import { BootReadsReceiver, indexGuessOf, type BootReadsInit } from './boot-reads.js';
 import { allocFreeable } from '../util/freeable.js';
 import type { Actor } from './runtime/actor-context.js';
 import { threadStorage } from './thread-storage.js';
@@ -58,8 +58,8 @@ export async function readIndexes(
     const meta = candidates[i]!;
     const key = storage.keyOf(meta.objectId);
     try {
-      let read = (s: number, e: number) =>
-        from && s >= from.start ? Promise.resolve(from.bytes.subarray(s - from.start, e - from.start)) : storage.getRange(key, s, e, { signal: lane });
+      const get = (s: number, e: number) => storage.getRange(key, s, e, { signal: lane });
+      let read = from ? fetchFromTail(from.bytes, from.start, get) : get;
       if (whole) {
         // Freeable: whoever copies the bytes out gives their memory back at once; a dropped
         // buffer waits for a GC, and the copies into parts come faster than that.
@@ -68,7 +68,7 @@ export async function readIndexes(
         whole[i] = bytes;
         read = async (s, e) => bytes.subarray(s, e);
       }
-      const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: indexReadGuessFor(meta.objectSize, meta.ranges.length, INDEX_MIN_GUESS) });
+      const index = await readObjectIndex(read, meta.objectSize, key, { minGuess: indexGuessOf(meta) });
       objects[i] = { meta, key, index };
     } catch (err) {
       const e = toCompactorError(err);

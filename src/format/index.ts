@@ -23,5 +23,5 @@ export {
   type Footer,
   type DataBlockInfo,
 } from './decode.js';
-export { readObjectIndex, indexReadGuess, indexReadGuessFor, INDEX_MIN_GUESS, type FetchRange } from './read-index.js';
+export { readObjectIndex, indexReadGuess, indexReadGuessFor, fetchFromTail, INDEX_MIN_GUESS, type FetchRange } from './read-index.js';
 export { objectKey, parseObjectKey } from './keys.js';

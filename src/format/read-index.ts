@@ -37,6 +37,14 @@ export function indexReadGuessFor(objectSize: number, streamRanges: number, minG
   return Math.min(objectSize, Math.max(minGuess, indexReadGuess(objectSize), FOOTER_SIZE + INDEX_ENTRY_SIZE * entries));
 }
 
+/**
+ * A `FetchRange` that serves reads within `tail` (bytes [tailStart, end) of the object, already
+ * read) from it, and the others with `fetchRange`.
+ */
+export function fetchFromTail(tail: Uint8Array, tailStart: number, fetchRange: FetchRange): FetchRange {
+  return (start, end) => (start >= tailStart ? Promise.resolve(tail.subarray(start - tailStart, end - tailStart)) : fetchRange(start, end));
+}
+
 async function fetchExact(fetchRange: FetchRange, start: number, end: number, key: string): Promise<Uint8Array> {
   const bytes = await fetchRange(start, end);
   if (bytes.length !== end - start)

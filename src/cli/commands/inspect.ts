@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { FOOTER_SIZE } from '../../format/constants.js';
 import { decodeFooter, decodeIndex, decodeObject } from '../../format/decode.js';
 import { objectKey, parseObjectKey } from '../../format/keys.js';
-import { INDEX_MIN_GUESS, indexReadGuessFor, readObjectIndex } from '../../format/read-index.js';
+import { fetchFromTail, INDEX_MIN_GUESS, indexReadGuessFor, readObjectIndex } from '../../format/read-index.js';
 import type { IndexEntry } from '../../format/types.js';
 import type { CliContext } from '../context.js';
 import { CliError, EXIT_OK } from '../errors.js';
@@ -83,8 +83,7 @@ export async function inspectCommand(ctx: CliContext, target: string, flags: { r
       const tailStart = size - indexReadGuessFor(size, 0, INDEX_MIN_GUESS);
       const tail = await storage.getRange(key, tailStart, size);
       footer = decodeFooter(tail, size, key);
-      const fromTail = (s: number, e: number) => (s >= tailStart ? Promise.resolve(tail.subarray(s - tailStart, e - tailStart)) : storage.getRange(key, s, e));
-      entries = await readObjectIndex(fromTail, size, key, { minGuess: size - tailStart });
+      entries = await readObjectIndex(fetchFromTail(tail, tailStart, (s, e) => storage.getRange(key, s, e)), size, key, { minGuess: size - tailStart });
     }
     metadataView = await lookupMetadata(ctx, key);
   }
