@@ -11,13 +11,13 @@
  *
  * The host only moves bytes here: decoding and planning stay on the planner's thread.
  */
-import { setMaxListeners } from 'node:events';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { INDEX_MIN_GUESS, indexReadGuessFor } from '../format/index.js';
 import type { StreamSetObjectMetadata } from '../metadata/types.js';
 import { BandwidthLimiter, type BandwidthHandle } from '../storage/bandwidth.js';
 import type { ObjectStorage } from '../storage/types.js';
 import { AbortError } from '../errors.js';
+import { deferred, linkedController, raceAbort, type Deferred } from '../util/async.js';
 import { allocFreeable, free } from '../util/freeable.js';
 
 /** Slots of the shared counter: the next candidate to take, and whether the planner has started. */
@@ -57,13 +57,7 @@ export function startBootReads(
   const claims = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
   const flags = new Int32Array(claims);
   const channel = new MessageChannel();
-  const ac = new AbortController();
-  // Each read in flight listens on it (up to `concurrency`, 16 by default, each removing its
-  // listener when done): Node's default limit of 10 would warn of a leak that is not there.
-  setMaxListeners(0, ac.signal);
-  const onAbort = () => ac.abort(opts.signal.reason);
-  if (opts.signal.aborted) onAbort();
-  else opts.signal.addEventListener('abort', onAbort, { once: true });
+  const { controller: ac, dispose } = linkedController(opts.signal);
   const lane = async (): Promise<void> => {
     while (!ac.signal.aborted && Atomics.load(flags, PLANNER_STARTED) === 0) {
       const i = Atomics.add(flags, NEXT, 1);
@@ -91,7 +85,7 @@ export function startBootReads(
     async stop() {
       ac.abort(new AbortError('the planner took over the index reads'));
       await lanes;
-      opts.signal.removeEventListener('abort', onAbort);
+      dispose();
       channel.port1.close();
     },
   };
@@ -100,8 +94,8 @@ export function startBootReads(
 /** The planner's side: takes candidates from the shared counter and receives what the host read. */
 export class BootReadsReceiver {
   private readonly flags: Int32Array;
-  private readonly arrived = new Map<number, BootRead>();
-  private readonly waiting = new Map<number, (r: BootRead | undefined) => void>();
+  /** By candidate: what the host sent, or undefined once its port closed without it. */
+  private readonly results = new Map<number, Deferred<BootRead | undefined>>();
   private closed = false;
 
   constructor(private readonly init: BootReadsInit) {
@@ -118,25 +112,12 @@ export class BootReadsReceiver {
   }
 
   /** What the host read of candidate `i` (which it took): undefined when its port closed first. */
-  result(i: number, signal: AbortSignal): Promise<BootRead | undefined> {
-    const r = this.arrived.get(i);
-    if (r || this.closed) {
-      this.arrived.delete(i);
-      return Promise.resolve(r);
+  async result(i: number, signal: AbortSignal): Promise<BootRead | undefined> {
+    try {
+      return await raceAbort(this.resultOf(i).promise, signal);
+    } finally {
+      this.results.delete(i);
     }
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.waiting.delete(i);
-        reject(signal.reason);
-      };
-      if (signal.aborted) return onAbort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.waiting.set(i, (r) => {
-        signal.removeEventListener('abort', onAbort);
-        this.waiting.delete(i);
-        resolve(r);
-      });
-    });
   }
 
   /** Stops listening and closes this end of the port (again: nothing). */
@@ -144,18 +125,24 @@ export class BootReadsReceiver {
     this.init.port.off('message', this.onMessage);
     this.init.port.off('close', this.onClose);
     this.init.port.close();
-    this.arrived.clear();
     this.onClose();
+    this.results.clear();
   }
 
-  private readonly onMessage = (r: BootRead): void => {
-    const waiter = this.waiting.get(r.i);
-    if (waiter) waiter(r);
-    else this.arrived.set(r.i, r);
-  };
+  private resultOf(i: number): Deferred<BootRead | undefined> {
+    let d = this.results.get(i);
+    if (!d) {
+      this.results.set(i, (d = deferred()));
+      if (this.closed) d.resolve(undefined);
+    }
+    return d;
+  }
+
+  private readonly onMessage = (r: BootRead): void => this.resultOf(r.i).resolve(r);
 
   private readonly onClose = (): void => {
     this.closed = true;
-    for (const waiter of [...this.waiting.values()]) waiter(undefined);
+    // What has arrived stays; what has not will not.
+    for (const d of this.results.values()) d.resolve(undefined);
   };
 }
