@@ -14,6 +14,7 @@ const meta = readResult('metadata');
 const bw = readResult('bandwidth');
 const cur = readResult('cursor-memory');
 const boot = readResult('boot-reads');
+const ceil = readResult('ceiling');
 
 const yes = (c) => (c ? 'met' : '**not met**');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : String(x));
@@ -170,6 +171,27 @@ if (boot) {
   }
   push();
   push(`Medians of ${p.reps} alternated pairs, each run on a fresh ingest of the same data. Off by default (the host's event loop carries the reads); the CLI turns it on.`);
+  push();
+}
+
+if (ceil) {
+  const p = ceil.parameters;
+  push(`### What the raw copy leaves room for (floors: the raw copy plus only what every compactor must do first; ${ceil.serverKind}, ${ceil.date.slice(0, 10)})`);
+  push();
+  push('| case | raw copy MiB/s | index reads first (range-reading path) | all reads first (whole-object path) | index reads beside the copy (no schedule: a relaxation) | compactor, limit ' + p.memoryLimitMiB + ' MiB |');
+  push('|---|---:|---:|---:|---:|---:|');
+  const cell = (x) => `${x.vsRaw.toFixed(2)}x, CPU ${x.cpuVsRaw.toFixed(2)}x`;
+  for (const [name, k] of Object.entries(ceil.cases)) {
+    const q = k.approaches;
+    push(`| ${name} | ${f1(q.raw.mibPerS)} | ${cell(q.rawAfterIndex)} | ${cell(q.rawReadFirst)} | ${cell(q.rawIndexOverlap)} | ${cell(q.compactor)} |`);
+  }
+  push();
+  push(
+    `Throughput and CPU per MiB as ratios to the raw copy, medians over ${p.reps} repetitions (each on a fresh ingest of the throughput table's data, the floors in rotating order, the compactor last). ` +
+      'Index reads first: every source\'s index read as the planner reads it (one tail GET each, 16 in flight) while a worker thread loads the SDK, then the raw copy. ' +
+      'All reads first: every GET of the raw copy (while the thread boots) before its first upload. ' +
+      'A floor under 0.9x bounds every compactor that takes its path here, however well built (`bench/ceiling.mjs`).',
+  );
   push();
 }
 

@@ -1,11 +1,12 @@
 // `npm run bench` (builds first, then): runs every scenario, each in its own process, then
 // regenerates bench/results/summary.md and chart.svg.
 //
-//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth,cursor-memory,boot-reads] [--server moto|fauxqs] [--reps N]
+//   node bench/run.mjs [--quick] [--only throughput,failure,planning,verify,metadata,bandwidth,cursor-memory,boot-reads,ceiling] [--server moto|fauxqs] [--reps N]
 //
 // Scenarios: throughput (a, and d: host responsiveness), failure (b), planning (c), verify (e), bandwidth (f),
 // cursor-memory (what an open read costs, counted in the budget as CURSOR_MEMORY), boot-reads (g:
-// hostReadsWhileBooting off against on).
+// hostReadsWhileBooting off against on), ceiling (h: the raw copy's floors, what every compactor
+// must do first).
 // Results: bench/results/<name>.json. Never part of `npm test`.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -23,6 +24,7 @@ const scenarios = [
   ['bandwidth', []],
   ['cursor-memory', []],
   ['boot-reads', []],
+  ['ceiling', []],
 ];
 
 function run(name, nodeArgs) {

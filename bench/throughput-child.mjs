@@ -9,6 +9,17 @@
 //   straightforward  one thread: GET whole objects one by one, concatenate the blocks in
 //                    (stream, offset) order in memory with an index, upload with lib-storage Upload
 //
+// Floors (bench/ceiling.mjs): the raw copy plus only the work the spec and the design card make
+// every compactor do before its first upload, at no cost of its own beyond that work:
+//   rawAfterIndex    every source's index read first (one tail GET each, 16 in flight, parsed,
+//                    as the planner reads them: compaction.md rule 1) while a worker thread loads
+//                    the SDK (the actors' thread), then the raw copy: the range-reading path
+//   rawReadFirst     every GET of the raw copy done (while the thread boots) before its first
+//                    upload, then the uploads: the path that reads objects whole (their indexes
+//                    come with their bytes)
+//   rawIndexOverlap  the index reads beside the raw copy, nothing waiting on them: not a schedule
+//                    a compactor can run (its output order needs the indexes), a relaxation of one
+//
 // With `warm` (compactor and raw only): the process first ingests a small warm-up set of other
 // streams and compacts (or raw-copies) it, then ingests the measured data itself and measures a
 // second run: a compactor that stays up between scheduled runs, its threads booted and its code
@@ -16,9 +27,11 @@
 // the SSO its warm-up wrote (counted in its bytes read); the raw copy reads the measured data only.
 import { MiB, rssSampler } from './lib.mjs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import { GetObjectCommand, CreateMultipartUploadCommand, UploadPartCommand, CompleteMultipartUploadCommand, AbortMultipartUploadCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { Compactor, S3Storage, SqliteMetadataStore, SqliteThreadStore, createS3Client, readObjectIndex, ObjectWriter } from '../dist/index.js';
+import { INDEX_MIN_GUESS } from '../dist/format/index.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -53,7 +66,7 @@ const t0 = performance.now();
 const cpu0 = process.cpuUsage();
 let out;
 try {
-  out = await ({ compactor, raw, straightforward })[cfg.approach]();
+  out = await ({ compactor, raw, straightforward, rawAfterIndex, rawReadFirst, rawIndexOverlap })[cfg.approach]();
 } finally {
   eld.disable();
 }
@@ -149,7 +162,7 @@ async function compactor() {
   }
 }
 
-async function raw(srcs = sources) {
+async function raw(srcs = sources, { readFirst = false } = {}) {
   const client = createS3Client(s3cfg);
   const maxGet = 16 * MiB;
   const partSize = cfg.partSize;
@@ -177,13 +190,22 @@ async function raw(srcs = sources) {
   };
   const get = (c) =>
     client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: c.key, Range: `bytes=${c.start}-${c.end - 1}` })).then((r) => r.Body.transformToByteArray());
-  try {
+  // The GETs' bodies in order, `inFlight` at a time; with `readFirst`, all of them before the first.
+  async function* bodies() {
     const pending = [];
     let next = 0;
+    const all = [];
     while (next < chunks.length && pending.length < inFlight) pending.push(get(chunks[next++]));
     while (pending.length > 0) {
       const bytes = await pending.shift();
       if (next < chunks.length) pending.push(get(chunks[next++]));
+      if (readFirst) all.push(bytes);
+      else yield bytes;
+    }
+    yield* all;
+  }
+  try {
+    for await (const bytes of bodies()) {
       bytesRead += bytes.byteLength;
       let off = 0;
       while (off < bytes.byteLength) {
@@ -208,6 +230,52 @@ async function raw(srcs = sources) {
     client.destroy();
   }
   return { bytesRead, bytesWritten, objects: srcs.length, requests: { GetObject: chunks.length, UploadPart: parts.length, other: 2 } };
+}
+
+/** Every source's index as the planner reads it: one tail GET each (64 KiB at least), 16 in flight, parsed. */
+async function readIndexes(srcs = sources) {
+  const client = createS3Client(s3cfg);
+  const fetchRange = (key) => (start, end) =>
+    client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: key, Range: `bytes=${start}-${end - 1}` })).then((r) => r.Body.transformToByteArray());
+  let next = 0;
+  let entries = 0;
+  const lane = async () => {
+    while (next < srcs.length) {
+      const s = srcs[next++];
+      entries += (await readObjectIndex(fetchRange(s.key), s.size, s.key, { minGuess: INDEX_MIN_GUESS })).length;
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: 16 }, lane));
+    return entries;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** A worker thread that loads the SDK, as the actors' thread must before its first request. */
+function bootThread() {
+  const sdk = import.meta.resolve('@aws-sdk/client-s3');
+  const w = new Worker(`import(${JSON.stringify(sdk)}).then((m) => new m.S3Client({ region: 'us-east-1' }))`, { eval: true });
+  return new Promise((resolve, reject) => {
+    w.once('error', reject);
+    w.once('exit', resolve);
+  });
+}
+
+async function rawAfterIndex() {
+  const [indexEntries] = await Promise.all([readIndexes(), bootThread()]);
+  return { ...(await raw()), indexEntries };
+}
+
+async function rawReadFirst() {
+  const [out] = await Promise.all([raw(sources, { readFirst: true }), bootThread()]);
+  return out;
+}
+
+async function rawIndexOverlap() {
+  const [out, indexEntries] = await Promise.all([raw(), readIndexes()]);
+  return { ...out, indexEntries };
 }
 
 async function straightforward() {
