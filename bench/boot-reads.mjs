@@ -5,27 +5,17 @@
 // delay (p99 and max) during the run, each approach in its own process (throughput-child.mjs).
 //
 //   node bench/boot-reads.mjs [--quick] [--reps N] [--server moto|fauxqs]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, log, machine, MiB, percentile, round, runInfo, runJsonChild, writeResult } from './lib.mjs';
-import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
-import { createBucket, demoCredentials, demoRegion, startS3 } from '../dist/demo/s3-server.js';
-import { ingestTraffic } from '../dist/demo/traffic.js';
-const { startFaultProxy, fault } = await (await import('./lib.mjs')).loadFaultProxy();
+import { args, benchDir, ingestFresh, log, MiB, percentile, round, runJsonChild, startBench } from './lib.mjs';
 
 const a = args();
 const quick = Boolean(a.quick);
 const reps = Number(a.reps ?? (quick ? 1 : 3));
 const params = { mib: quick ? 24 : 114, streams: 400, objects: quick ? 16 : 64, memoryLimitMiB: 64, latencyMs: 30, seed: 7, reps };
 
-const started = new Date();
-const machineBefore = machine();
-const server = await startS3(a.server ?? 'auto');
-params.partSize = server.kind === 'fauxqs' ? 8 * MiB : 16 * MiB;
-const proxy = await startFaultProxy(server.url);
-proxy.addRule({ times: Infinity, action: fault.delay(params.latencyMs) });
-const dir = mkdtempSync(path.join(tmpdir(), 's3sc-bench-boot-'));
+const bench = await startBench('boot-reads', { kind: a.server, latencyMs: params.latencyMs, quick });
+const { server, proxy, dir } = bench;
+params.partSize = bench.partSize;
 const results = {};
 try {
   for (const profile of ['loopback', `latency${params.latencyMs}ms`]) {
@@ -33,14 +23,9 @@ try {
     for (let r = 0; r < reps; r++) {
       // Alternated within a repetition: a shared machine drifts, neighbours compare fairly.
       for (const variant of r % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
-        const bucket = await createBucket(server.url, `boot-${profile}-${r}-${variant}`);
         const dbPath = path.join(dir, `${profile}-${r}-${variant}.db`);
-        const storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: server.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
-        const metadata = new SqliteMetadataStore({ path: dbPath });
         const traffic = { streams: params.streams, objects: params.objects, totalBytes: params.mib * MiB, zipf: 1, seed: params.seed };
-        await ingestTraffic({ storage, metadata, nodeId: 1, traffic, partSize: params.partSize, concurrency: 4 });
-        await metadata.close();
-        storage.close();
+        const { bucket } = await ingestFresh(server.url, { bucket: `boot-${profile}-${r}-${variant}`, dbPath, traffic, partSize: params.partSize });
         const cfg = {
           approach: 'compactor',
           endpoint: profile === 'loopback' ? server.url : proxy.url,
@@ -62,14 +47,10 @@ try {
     );
   }
 } finally {
-  await proxy.close();
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bench.close();
 }
 
-writeResult('boot-reads', {
-  name: 'boot-reads',
-  ...runInfo({ machineBefore, serverKind: server.kind, started, quick }),
+bench.write({
   parameters: params,
   results,
 });

@@ -5,14 +5,8 @@
 // stays under 0.9x of the raw copy bounds every compactor that takes its path on this machine.
 //
 //   node bench/ceiling.mjs [--quick] [--reps N] [--mib 114,256] [--server moto|fauxqs]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, dropBucket, log, machine, MiB, percentile, round, runInfo, runJsonChild, writeResult } from './lib.mjs';
-import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
-import { createBucket, demoCredentials, demoRegion, startS3 } from '../dist/demo/s3-server.js';
-import { ingestTraffic } from '../dist/demo/traffic.js';
-const { startFaultProxy, fault } = await (await import('./lib.mjs')).loadFaultProxy();
+import { args, benchDir, dropBucket, ingestFresh, log, MiB, percentile, round, runJsonChild, startBench } from './lib.mjs';
 
 const a = args();
 const quick = Boolean(a.quick);
@@ -22,13 +16,9 @@ const sizes = a.mib === undefined ? (quick ? [24] : [114, 256]) : String(a.mib).
 const params = { sizesMiB: sizes, streams: 400, objectsPerMiB: 64 / 114, zipf: 1, seed: 7, memoryLimitMiB: 64, latencyMs: 30, reps };
 const approaches = ['raw', 'rawAfterIndex', 'rawReadFirst', 'rawIndexOverlap', 'compactor'];
 
-const started = new Date();
-const machineBefore = machine();
-const server = await startS3(a.server ?? 'auto');
-params.partSize = server.kind === 'fauxqs' ? 8 * MiB : 16 * MiB;
-const proxy = await startFaultProxy(server.url);
-proxy.addRule({ times: Infinity, action: fault.delay(params.latencyMs) });
-const dir = mkdtempSync(path.join(tmpdir(), 's3sc-bench-ceiling-'));
+const bench = await startBench('ceiling', { kind: a.server, latencyMs: params.latencyMs, quick });
+const { server, proxy, dir } = bench;
+params.partSize = bench.partSize;
 const cases = {};
 try {
   for (const mib of sizes) {
@@ -37,14 +27,9 @@ try {
       const runs = Object.fromEntries(approaches.map((x) => [x, []]));
       for (let r = 0; r < reps; r++) {
         // A fresh ingest each repetition: the compactor (last) commits and retires its sources.
-        const bucket = await createBucket(server.url, `ceiling-${mib}-${profile}-${r}`);
         const dbPath = path.join(dir, `${mib}-${profile}-${r}.db`);
-        const storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: server.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
-        const metadata = new SqliteMetadataStore({ path: dbPath });
         const traffic = { streams: params.streams, objects: Math.max(8, Math.round(mib * params.objectsPerMiB)), totalBytes: mib * MiB, zipf: params.zipf, seed: params.seed };
-        await ingestTraffic({ storage, metadata, nodeId: 1, traffic, partSize: params.partSize, concurrency: 4 });
-        await metadata.close();
-        storage.close();
+        const { bucket } = await ingestFresh(server.url, { bucket: `ceiling-${mib}-${profile}-${r}`, dbPath, traffic, partSize: params.partSize });
         // The floors in a rotating order (a shared machine drifts), the compactor last.
         const floors = approaches.slice(0, -1);
         for (const approach of [...floors.slice(r % floors.length), ...floors.slice(0, r % floors.length), 'compactor']) {
@@ -76,14 +61,10 @@ try {
     }
   }
 } finally {
-  await proxy.close();
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bench.close();
 }
 
-writeResult('ceiling', {
-  name: 'ceiling',
-  ...runInfo({ machineBefore, serverKind: server.kind, started, quick }),
+bench.write({
   parameters: params,
   cases,
 });

@@ -14,11 +14,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { args, benchDir, dropBucket, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
-import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
+import { args, benchDir, dropBucket, ingestFresh, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
+import { S3Storage } from '../dist/index.js';
 import { CURSOR_MEMORY } from '../dist/storage/range-cursor.js';
 import { createBucket, demoCredentials, demoRegion, startS3 } from '../dist/demo/s3-server.js';
-import { ingestTraffic } from '../dist/demo/traffic.js';
 
 const CURSORS = 144;
 const OBJECT_BYTES = 4 << 20;
@@ -79,13 +78,9 @@ try {
   for (let rep = 0; rep < reps; rep++) {
     const growth = {};
     for (const [name, compactorOptions] of Object.entries(runs)) {
-      const bucket = await createBucket(server.url, `cursor-run-${name}`);
       const dbPath = path.join(dir, `${name}-${rep}.db`);
-      const storage = storageOf(bucket);
-      const metadata = new SqliteMetadataStore({ path: dbPath });
-      await ingestTraffic({ storage, metadata, nodeId: 1, traffic: { streams: 400, objects: CURSORS, totalBytes: 256 * MiB, zipf: 1, seed: 7 }, partSize: 16 * MiB, concurrency: 4 });
-      await metadata.close();
-      storage.close();
+      const traffic = { streams: 400, objects: CURSORS, totalBytes: 256 * MiB, zipf: 1, seed: 7 };
+      const { bucket } = await ingestFresh(server.url, { bucket: `cursor-run-${name}`, dbPath, traffic, partSize: 16 * MiB });
       const cfg = { approach: 'compactor', endpoint: server.url, bucket, dbPath, nodeId: 1, partSize: 16 * MiB, memoryLimit: limit, compactorOptions };
       const out = await runJsonChild([path.join(benchDir, 'throughput-child.mjs'), JSON.stringify(cfg)], `compactor (${name})`);
       growth[name] = out.rssGrowthMiB;

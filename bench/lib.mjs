@@ -120,6 +120,56 @@ export async function loadFaultProxy() {
 }
 
 /**
+ * What a scenario comparing runs on one server starts with: the S3 server (`kind`: moto when
+ * importable, else fauxqs), a fault proxy in front of it that holds every response `latencyMs`
+ * before its first byte, a temporary folder, the part size the server takes, and the machine
+ * before the run. `close()` ends them; `write(data)` writes the result file with its header.
+ */
+export async function startBench(name, { kind = 'auto', latencyMs, quick }) {
+  const started = new Date();
+  const machineBefore = machine();
+  const { startS3 } = await import('../dist/demo/s3-server.js');
+  const server = await startS3(kind);
+  const { startFaultProxy, fault } = await loadFaultProxy();
+  const proxy = await startFaultProxy(server.url);
+  proxy.addRule({ times: Infinity, action: fault.delay(latencyMs) });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `s3sc-bench-${name}-`));
+  return {
+    server,
+    proxy,
+    dir,
+    // fauxqs refuses request bodies above 11 MiB.
+    partSize: server.kind === 'fauxqs' ? 8 * MiB : 16 * MiB,
+    async close() {
+      await proxy.close();
+      await server.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+    write: (data) => writeResult(name, { name, ...runInfo({ machineBefore, serverKind: server.kind, started, quick }), ...data }),
+  };
+}
+
+/**
+ * A fresh bucket named `bucket` on the server holding `traffic` (demo/traffic.js) of node 1, its
+ * metadata in a new SQLite file at `dbPath`, both closed again: the data a child process then
+ * compacts or copies. Returns the bucket's name and what the ingest wrote.
+ */
+export async function ingestFresh(serverUrl, { bucket: name, dbPath, traffic, partSize }) {
+  const { S3Storage, SqliteMetadataStore } = await import('../dist/index.js');
+  const { createBucket, demoCredentials, demoRegion } = await import('../dist/demo/s3-server.js');
+  const { ingestTraffic } = await import('../dist/demo/traffic.js');
+  const bucket = await createBucket(serverUrl, name);
+  const storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: serverUrl, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
+  const metadata = new SqliteMetadataStore({ path: dbPath });
+  try {
+    return { bucket, ingest: await ingestTraffic({ storage, metadata, nodeId: 1, traffic, partSize, concurrency: 4 }) };
+  } finally {
+    await metadata.close();
+    storage.close();
+  }
+}
+
+/**
  * Deletes a bucket with everything in it (objects, unfinished multipart uploads). The matrix
  * writes tens of GiB over a full run, and moto keeps every byte in memory: without this it ran
  * out of room late in the matrix and reset connections (the raw copy then failed twice in a row).

@@ -15,10 +15,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, check, dropBucket, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
-import { S3Storage, SqliteMetadataStore } from '../dist/index.js';
-import { startS3, createBucket, demoCredentials, demoRegion } from '../dist/demo/s3-server.js';
-import { ingestTraffic } from '../dist/demo/traffic.js';
+import { args, benchDir, check, dropBucket, ingestFresh, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
+import { startS3, createBucket } from '../dist/demo/s3-server.js';
 const { startFaultProxy, fault } = await (await import('./lib.mjs')).loadFaultProxy();
 
 const a = args();
@@ -108,23 +106,13 @@ try {
         const runs = { raw: [], straightforward: [], compactor: [], rawWarm: [], compactorWarm: [] };
         let ing;
         for (let r = 0; r < reps; r++) {
-          const bucket = await createBucket(server.url, `tp-${mib}-${limit}-${profile}-${r}`);
-          const buckets = [bucket];
           const dbPath = path.join(dir, `${mib}-${limit}-${profile}-${r}.db`);
-          const storage = new S3Storage({ bucket, namespace: 'DEFAULT', endpoint: server.url, region: demoRegion, credentials: { ...demoCredentials }, forcePathStyle: true });
-          const metadata = new SqliteMetadataStore({ path: dbPath });
           const objects = Math.max(8, Math.round(mib * params.objectsPerMiB));
           const traffic = { streams: params.streams, objects, totalBytes: mib * MiB, zipf: params.zipf, seed: params.seed };
-          ing = await ingestTraffic({
-            storage,
-            metadata,
-            nodeId: 1,
-            traffic,
-            partSize: params.partSize,
-            concurrency: 4,
-          });
-          await metadata.close();
-          storage.close();
+          const fresh = await ingestFresh(server.url, { bucket: `tp-${mib}-${limit}-${profile}-${r}`, dbPath, traffic, partSize: params.partSize });
+          const bucket = fresh.bucket;
+          const buckets = [bucket];
+          ing = fresh.ingest;
           log(`${name} (${r + 1}/${reps}): ingested ${ing.objects} objects, ${(ing.objectBytes / MiB).toFixed(1)} MiB, ${ing.records} records in ${(ing.durationMs / 1000).toFixed(1)} s`);
           for (const approach of ['raw', 'straightforward', 'compactor']) {
             const cfg = { approach, endpoint, bucket, dbPath, nodeId: 1, partSize: params.partSize, memoryLimit: limit * MiB, store };
