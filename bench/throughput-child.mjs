@@ -188,8 +188,7 @@ async function raw(srcs = sources, { readFirst = false } = {}) {
     p.catch(() => {});
     uploads.push(p);
   };
-  const get = (c) =>
-    client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: c.key, Range: `bytes=${c.start}-${c.end - 1}` })).then((r) => r.Body.transformToByteArray());
+  const get = (c) => getRange(client, c.key, c.start, c.end);
   // The GETs' bodies in order, `inFlight` at a time; with `readFirst`, all of them before the first.
   async function* bodies() {
     const pending = [];
@@ -232,11 +231,15 @@ async function raw(srcs = sources, { readFirst = false } = {}) {
   return { bytesRead, bytesWritten, objects: srcs.length, requests: { GetObject: chunks.length, UploadPart: parts.length, other: 2 } };
 }
 
-/** Every source's index as the planner reads it: one tail GET each (64 KiB at least), 16 in flight, parsed. */
+/** Bytes [start, end) of an object, with one ranged GET. */
+function getRange(client, key, start, end) {
+  return client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: key, Range: `bytes=${start}-${end - 1}` })).then((r) => r.Body.transformToByteArray());
+}
+
+/** Every source's index as the planner reads it: one tail GET each (64 KiB at least), 16 in flight (the default `indexReadConcurrency`), parsed. */
 async function readIndexes(srcs = sources) {
   const client = createS3Client(s3cfg);
-  const fetchRange = (key) => (start, end) =>
-    client.send(new GetObjectCommand({ Bucket: cfg.bucket, Key: key, Range: `bytes=${start}-${end - 1}` })).then((r) => r.Body.transformToByteArray());
+  const fetchRange = (key) => (start, end) => getRange(client, key, start, end);
   let next = 0;
   let entries = 0;
   const lane = async () => {
