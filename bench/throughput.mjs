@@ -12,12 +12,9 @@
 // compactor's second run and the raw copy's second, each child ingesting into a bucket of its own
 // (throughput-child.mjs `warm`).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { args, benchDir, check, dropBucket, ingestFresh, log, machine, MiB, round, runJsonChild, writeResult } from './lib.mjs';
-import { startS3, createBucket } from '../dist/demo/s3-server.js';
-const { startFaultProxy, fault } = await (await import('./lib.mjs')).loadFaultProxy();
+import { args, benchDir, check, dropBucket, ingestFresh, log, MiB, round, runJsonChild, startBench } from './lib.mjs';
+import { createBucket } from '../dist/demo/s3-server.js';
 
 const a = args();
 const quick = Boolean(a.quick);
@@ -35,14 +32,10 @@ const store = a.store ?? 'thread';
 if (store !== 'thread' && store !== 'host') throw new Error(`--store must be thread or host, got ${store}`);
 const params = { streams: Number(a.streams ?? 400), objectsPerMiB: 64 / 114, zipf: 1, latencyMs: 30, seed: 7, sizesMiB: sizes, memoryLimitsMiB: limits, reps, store };
 
-const started = new Date();
-const machineBefore = machine();
-const server = await startS3(a.server ?? 'auto');
-// fauxqs refuses bodies above 11 MiB.
-params.partSize = server.kind === 'fauxqs' ? 8 * MiB : 16 * MiB;
+const bench = await startBench('throughput', { kind: a.server, latencyMs: params.latencyMs, quick });
+const { server, proxy, dir } = bench;
+params.partSize = bench.partSize;
 log(`throughput: server ${server.kind} ${server.url}; ${JSON.stringify(params)}`);
-const proxy = await startFaultProxy(server.url);
-proxy.addRule({ times: Infinity, action: fault.delay(params.latencyMs) });
 
 function runChild(script, cfg) {
   return runJsonChild([path.join(benchDir, script), JSON.stringify(cfg)], cfg.approach ?? script);
@@ -96,7 +89,6 @@ process.stdin.on('end', () => {
 });`;
 
 const cases = {};
-const dir = mkdtempSync(path.join(tmpdir(), 's3sc-bench-'));
 try {
   for (const mib of sizes) {
     for (const limit of limits) {
@@ -164,9 +156,7 @@ try {
     }
   }
 } finally {
-  await proxy.close();
-  await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await bench.close();
 }
 
 // Targets (issue #9).
@@ -186,10 +176,7 @@ for (const [name, k] of Object.entries(cases)) {
   if (k.profile !== 'loopback') t['compactor/straightforward >= 1.5'] = check('>= 1.5', round(vsStraight, 2), vsStraight >= 1.5);
   targets[name] = t;
 }
-const common = { machine: machineBefore, machineAfter: machine(), node: process.version, serverKind: server.kind, date: started.toISOString(), quick };
-writeResult('throughput', {
-  name: 'throughput',
-  ...common,
+bench.write({
   parameters: { ...params, partSizeMiB: params.partSize / MiB, readsInFlight: 16, partsInFlight: 4, maxGetMiB: 16 },
   results: cases,
   targets,
