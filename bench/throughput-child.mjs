@@ -32,6 +32,7 @@ import { GetObjectCommand, CreateMultipartUploadCommand, UploadPartCommand, Comp
 import { Upload } from '@aws-sdk/lib-storage';
 import { Compactor, S3Storage, SqliteMetadataStore, SqliteThreadStore, createS3Client, readObjectIndex, ObjectWriter } from '../dist/index.js';
 import { INDEX_MIN_GUESS } from '../dist/format/index.js';
+import { forEachConcurrent } from '../dist/util/async.js';
 import { ingestTraffic } from '../dist/demo/traffic.js';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -240,16 +241,11 @@ function getRange(client, key, start, end) {
 async function readIndexes(srcs = sources) {
   const client = createS3Client(s3cfg);
   const fetchRange = (key) => (start, end) => getRange(client, key, start, end);
-  let next = 0;
   let entries = 0;
-  const lane = async () => {
-    while (next < srcs.length) {
-      const s = srcs[next++];
-      entries += (await readObjectIndex(fetchRange(s.key), s.size, s.key, { minGuess: INDEX_MIN_GUESS })).length;
-    }
-  };
   try {
-    await Promise.all(Array.from({ length: 16 }, lane));
+    await forEachConcurrent(srcs, 16, async (s) => {
+      entries += (await readObjectIndex(fetchRange(s.key), s.size, s.key, { minGuess: INDEX_MIN_GUESS })).length;
+    });
     return entries;
   } finally {
     client.destroy();
